@@ -1,0 +1,258 @@
+//! The blocking pool: threads for work that cannot be made asynchronous.
+//!
+//! `spawn_blocking(f)` wraps `f` in a task whose future calls `f` on its first poll, so
+//! it gets the same one-allocation cell, `JoinHandle`, panic capture and abort-before-
+//! start as any task; only its queue differs. Threads are started on demand, up to
+//! `max_threads`; an idle thread waits `keep_alive` for work and then retires, so a burst
+//! of blocking calls does not leave hundreds of sleeping threads behind.
+//!
+//! Accounting under the one lock: `num_threads` counts started threads not yet exited,
+//! `num_idle` those waiting for work, `num_notify` wake-ups sent but not yet consumed (a
+//! condition variable may also wake spuriously, which must not be taken for work).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::context;
+use crate::coop;
+use crate::runtime::{Handle, ThreadNameFn};
+use crate::task::{Notified, Schedule, Task};
+
+pub(crate) struct BlockingPool {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Config {
+    pub(crate) max_threads: usize,
+    pub(crate) keep_alive: Duration,
+    pub(crate) thread_name: ThreadNameFn,
+    pub(crate) stack_size: Option<usize>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    /// Signalled when work arrives or on shutdown.
+    work_cv: Condvar,
+    /// Signalled when a thread exits during shutdown.
+    exit_cv: Condvar,
+    config: Config,
+}
+
+struct State {
+    queue: VecDeque<Notified>,
+    num_threads: usize,
+    num_idle: usize,
+    num_notify: usize,
+    shutdown: bool,
+}
+
+impl BlockingPool {
+    pub(crate) fn new(config: Config) -> BlockingPool {
+        BlockingPool {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    queue: VecDeque::new(),
+                    num_threads: 0,
+                    num_idle: 0,
+                    num_notify: 0,
+                    shutdown: false,
+                }),
+                work_cv: Condvar::new(),
+                exit_cv: Condvar::new(),
+                config,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.lock()
+    }
+
+    /// Queues a blocking task, starting a thread if none is idle and the cap allows.
+    pub(crate) fn push(&self, task: Notified, handle: &Handle) {
+        let mut state = self.lock();
+        if state.shutdown {
+            // The task was cancelled when the owned list closed; drop our reference.
+            drop(state);
+            drop(task);
+            return;
+        }
+        state.queue.push_back(task);
+        if state.num_idle > 0 {
+            state.num_idle -= 1;
+            state.num_notify += 1;
+            self.inner.work_cv.notify_one();
+            return;
+        }
+        if state.num_threads >= self.inner.config.max_threads {
+            return; // a busy thread takes it when it is done
+        }
+        state.num_threads += 1;
+        drop(state);
+        if let Err(err) = self.spawn_thread(handle.clone()) {
+            let mut state = self.lock();
+            state.num_threads -= 1;
+            if state.num_threads == 0 {
+                // Nobody would ever run the queued work: fail loudly, like any
+                // resource exhaustion the caller cannot handle (tokio does the same).
+                drop(state);
+                panic!("gort: cannot start a blocking-pool thread: {err}");
+            }
+        }
+    }
+
+    fn spawn_thread(&self, handle: Handle) -> io::Result<()> {
+        let inner = self.inner.clone();
+        let mut builder = std::thread::Builder::new().name((inner.config.thread_name)());
+        if let Some(size) = inner.config.stack_size {
+            builder = builder.stack_size(size);
+        }
+        builder.spawn(move || inner.run(handle)).map(drop)
+    }
+
+    /// Stops accepting work, wakes idle threads and waits (at most until `deadline`) for
+    /// the running ones to finish. Returns true when every thread exited.
+    pub(crate) fn shutdown(&self, deadline: Option<Instant>) -> bool {
+        let mut state = self.lock();
+        state.shutdown = true;
+        let queued = std::mem::take(&mut state.queue);
+        self.inner.work_cv.notify_all();
+        drop(state);
+        drop(queued);
+
+        let mut state = self.lock();
+        while state.num_threads > 0 {
+            state = match deadline {
+                None => self.inner.exit_cv.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    self.inner
+                        .exit_cv
+                        .wait_timeout(state, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+        true
+    }
+
+    pub(crate) fn num_threads(&self) -> usize {
+        self.lock().num_threads
+    }
+
+    pub(crate) fn num_idle_threads(&self) -> usize {
+        self.lock().num_idle
+    }
+
+    pub(crate) fn queue_depth(&self) -> usize {
+        self.lock().queue.len()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // User code never runs under this lock, so poisoning cannot hide a broken
+        // invariant.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn run(&self, handle: Handle) {
+        let _current = context::set_current(&handle);
+        let mut state = self.lock();
+        'work: loop {
+            while let Some(task) = state.queue.pop_front() {
+                drop(state);
+                task.run();
+                state = self.lock();
+            }
+            if state.shutdown {
+                break;
+            }
+            state.num_idle += 1;
+            loop {
+                let (guard, wait) = self
+                    .work_cv
+                    .wait_timeout(state, self.config.keep_alive)
+                    .unwrap_or_else(|e| e.into_inner());
+                state = guard;
+                if state.num_notify > 0 {
+                    // A pusher picked us (and already took us off the idle count).
+                    state.num_notify -= 1;
+                    continue 'work;
+                }
+                if state.shutdown || wait.timed_out() {
+                    state.num_idle -= 1;
+                    break 'work;
+                }
+                // Spurious: keep waiting.
+            }
+        }
+        state.num_threads -= 1;
+        if state.shutdown {
+            self.exit_cv.notify_all();
+        }
+    }
+}
+
+/// The future of a `spawn_blocking` task: calls the function on its first poll.
+pub(crate) struct BlockingTask<F> {
+    func: Option<F>,
+}
+
+impl<F> BlockingTask<F> {
+    pub(crate) fn new(func: F) -> BlockingTask<F> {
+        BlockingTask { func: Some(func) }
+    }
+}
+
+impl<F> Unpin for BlockingTask<F> {}
+
+impl<F, R> Future for BlockingTask<F>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    type Output = R;
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<R> {
+        let func = self
+            .func
+            .take()
+            .expect("gort: blocking task polled after completion");
+        // Blocking code may drive futures with `Handle::block_on`: no budget here.
+        Poll::Ready(coop::unconstrained_call(func))
+    }
+}
+
+/// Scheduler of blocking tasks: their queue is the pool's.
+pub(crate) struct BlockingSchedule {
+    handle: Handle,
+}
+
+impl BlockingSchedule {
+    pub(crate) fn new(handle: Handle) -> BlockingSchedule {
+        BlockingSchedule { handle }
+    }
+}
+
+impl Schedule for BlockingSchedule {
+    fn schedule(&self, task: Notified) {
+        // A blocking task never returns Pending, and an abort while it is queued only
+        // marks it; so this is reached only if a waker of the task is woken from inside
+        // the closure, and re-queuing is still correct.
+        self.handle.shared.blocking.push(task, &self.handle);
+    }
+
+    fn release(&self, task: &Task) -> Option<Task> {
+        self.handle.shared.owned.release(task)
+    }
+}

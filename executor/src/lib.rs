@@ -1,0 +1,25 @@
+//! gort-executor: the part of gort that runs tasks.
+//!
+//! Go's G, M and P in Rust: tasks (`task`), worker threads each running one P with a
+//! local run queue and a LIFO slot (`sched`), a global injector, work stealing, a
+//! blocking pool (`blocking`), and a [`Park`](park::Park) trait through which an I/O
+//! reactor can take over how idle workers sleep. Applications use it through the `gort`
+//! facade crate.
+//!
+//! `unsafe` lives in three leaf modules: `task::raw` (the task cell), `sched::queue`
+//! (the lock-free run queue) and the pin projection in `coop`. Every other module
+//! forbids it.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations)]
+
+mod blocking;
+mod context;
+pub mod coop;
+mod loom;
+pub mod park;
+pub mod runtime;
+mod sched;
+pub mod task;
+
+pub use runtime::{spawn, spawn_blocking, Builder, Handle, Runtime};

@@ -1,0 +1,218 @@
+//! `Builder`: how many workers, how many blocking threads, what threads are called, and
+//! how workers park. Environment variables are read once, at `build()`, like Go's.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Runtime, ThreadNameFn};
+use crate::blocking;
+use crate::park::{Park, ThreadParker};
+
+/// Go's default cap on threads is 10,000; tokio's blocking pool defaults to 512. Blocking
+/// threads mostly sleep in syscalls, so hundreds are cheap; beyond that a program is
+/// usually leaking work.
+pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 512;
+
+/// How long an idle blocking thread waits for work before it exits (tokio: 10 s). Long
+/// enough that a steady trickle of blocking calls reuses threads.
+pub const DEFAULT_BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// Environment variable: number of workers (Go's `GOMAXPROCS`).
+pub const ENV_WORKERS: &str = "GORT_WORKERS";
+/// Environment variable: cap on blocking-pool threads.
+pub const ENV_MAX_BLOCKING: &str = "GORT_MAX_BLOCKING";
+
+type ParkFactory = Arc<dyn Fn(usize) -> io::Result<Box<dyn Park>> + Send + Sync>;
+
+/// Configures and starts a [`Runtime`].
+///
+/// ```
+/// let rt = gort_executor::Runtime::builder()
+///     .workers(2)
+///     .thread_name("my-app")
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.block_on(async { 6 * 7 }), 42);
+/// ```
+pub struct Builder {
+    workers: Option<usize>,
+    max_blocking_threads: Option<usize>,
+    thread_name: ThreadNameFn,
+    thread_stack_size: Option<usize>,
+    keep_alive: Duration,
+    park_factory: Option<ParkFactory>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("workers", &self.workers)
+            .field("max_blocking_threads", &self.max_blocking_threads)
+            .field("thread_stack_size", &self.thread_stack_size)
+            .field("keep_alive", &self.keep_alive)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults: workers from `GORT_WORKERS` or the available cores,
+    /// blocking threads from `GORT_MAX_BLOCKING` or 512.
+    pub fn new() -> Builder {
+        Builder {
+            workers: None,
+            max_blocking_threads: None,
+            thread_name: Arc::new(|| "gort-worker".to_owned()),
+            thread_stack_size: None,
+            keep_alive: DEFAULT_BLOCKING_KEEP_ALIVE,
+            park_factory: None,
+        }
+    }
+
+    /// Number of worker threads (Ps). Overrides `GORT_WORKERS`.
+    ///
+    /// # Panics
+    /// When `n` is 0.
+    #[track_caller]
+    pub fn workers(&mut self, n: usize) -> &mut Self {
+        assert!(n > 0, "gort: a runtime needs at least one worker");
+        self.workers = Some(n);
+        self
+    }
+
+    /// Cap on blocking-pool threads. Overrides `GORT_MAX_BLOCKING`.
+    ///
+    /// # Panics
+    /// When `n` is 0.
+    #[track_caller]
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Self {
+        assert!(n > 0, "gort: the blocking pool needs at least one thread");
+        self.max_blocking_threads = Some(n);
+        self
+    }
+
+    /// Name of every thread the runtime starts.
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Self {
+        let name = name.into();
+        self.thread_name = Arc::new(move || name.clone());
+        self
+    }
+
+    /// Names threads with a function, e.g. to number them.
+    pub fn thread_name_fn(&mut self, f: impl Fn() -> String + Send + Sync + 'static) -> &mut Self {
+        self.thread_name = Arc::new(f);
+        self
+    }
+
+    /// Stack size of every thread the runtime starts (the OS default otherwise).
+    pub fn thread_stack_size(&mut self, bytes: usize) -> &mut Self {
+        self.thread_stack_size = Some(bytes);
+        self
+    }
+
+    /// How long an idle blocking thread lives (default 10 s).
+    pub fn thread_keep_alive(&mut self, d: Duration) -> &mut Self {
+        self.keep_alive = d;
+        self
+    }
+
+    /// How workers sleep: `f(worker_index)` makes each worker's [`Park`]. The default is
+    /// a [`ThreadParker`]; the I/O reactor passes a driver here so that a sleeping worker
+    /// also waits for I/O.
+    pub fn park_with(
+        &mut self,
+        f: impl Fn(usize) -> io::Result<Box<dyn Park>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.park_factory = Some(Arc::new(f));
+        self
+    }
+
+    /// Starts the runtime: its worker threads, and an (empty) blocking pool.
+    ///
+    /// # Errors
+    /// `InvalidInput` when `GORT_WORKERS` or `GORT_MAX_BLOCKING` is set to something
+    /// other than a positive integer; the OS's error when a thread or parker cannot be
+    /// created.
+    pub fn build(&mut self) -> io::Result<Runtime> {
+        let workers = match self.workers {
+            Some(n) => n,
+            None => env_count(ENV_WORKERS)?.unwrap_or_else(default_workers),
+        };
+        let max_blocking = match self.max_blocking_threads {
+            Some(n) => n,
+            None => env_count(ENV_MAX_BLOCKING)?.unwrap_or(DEFAULT_MAX_BLOCKING_THREADS),
+        };
+        let parks = (0..workers)
+            .map(|i| match &self.park_factory {
+                Some(f) => f(i),
+                None => Ok(Box::new(ThreadParker::new()) as Box<dyn Park>),
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let blocking = blocking::Config {
+            max_threads: max_blocking,
+            keep_alive: self.keep_alive,
+            thread_name: self.thread_name.clone(),
+            stack_size: self.thread_stack_size,
+        };
+        Runtime::start(parks, blocking, self.thread_name.clone(), self.thread_stack_size)
+    }
+}
+
+/// Available cores, honouring cgroup CPU quotas and affinity masks (which
+/// `available_parallelism` reads on Linux).
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Reads a positive count from the environment. Unset or empty is `None`.
+fn env_count(name: &str) -> io::Result<Option<usize>> {
+    let Some(raw) = std::env::var_os(name) else {
+        return Ok(None);
+    };
+    parse_count(name, raw.to_str())
+}
+
+pub(crate) fn parse_count(name: &str, raw: Option<&str>) -> io::Result<Option<usize>> {
+    let bad = |shown: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}={shown:?} is not valid: expected a positive integer, such as {name}=4"),
+        )
+    };
+    let Some(text) = raw else {
+        return Err(bad("<not UTF-8>"));
+    };
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    match trimmed.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(bad(text)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_count;
+
+    #[test]
+    fn rt_env_count_parses_and_rejects() {
+        assert_eq!(parse_count("X", Some("4")).unwrap(), Some(4));
+        assert_eq!(parse_count("X", Some(" 2 ")).unwrap(), Some(2));
+        assert_eq!(parse_count("X", Some("")).unwrap(), None);
+        for bad in ["0", "-1", "two", "1.5"] {
+            let err = parse_count("GORT_WORKERS", Some(bad)).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("GORT_WORKERS"), "{err}");
+        }
+        assert!(parse_count("X", None).is_err());
+    }
+}

@@ -1,0 +1,63 @@
+//! `RuntimeMetrics`: a snapshot of the scheduler's counters.
+
+use super::Handle;
+
+/// Counters of a runtime at the moment each method is called.
+#[derive(Clone, Debug)]
+pub struct RuntimeMetrics {
+    handle: Handle,
+}
+
+impl RuntimeMetrics {
+    pub(crate) fn new(handle: Handle) -> RuntimeMetrics {
+        RuntimeMetrics { handle }
+    }
+
+    /// Worker threads (Ps).
+    pub fn num_workers(&self) -> usize {
+        self.handle.shared.num_workers()
+    }
+
+    /// Tasks spawned and not yet finished, blocking ones included.
+    pub fn num_alive_tasks(&self) -> usize {
+        self.handle.shared.owned.len()
+    }
+
+    /// Tasks waiting in the global injector.
+    pub fn global_queue_depth(&self) -> usize {
+        self.handle.shared.inject.len()
+    }
+
+    /// Tasks waiting in worker `worker`'s local queue (not counting its LIFO slot).
+    ///
+    /// # Panics
+    /// When `worker >= num_workers()`.
+    pub fn worker_local_queue_depth(&self, worker: usize) -> usize {
+        self.handle.shared.local_queue_len(worker)
+    }
+
+    /// Workers parked for lack of work.
+    pub fn num_parked_workers(&self) -> usize {
+        self.handle.shared.idle.num_parked()
+    }
+
+    /// Workers currently looking for work to steal.
+    pub fn num_searching_workers(&self) -> usize {
+        self.handle.shared.idle.num_searching()
+    }
+
+    /// Threads of the blocking pool, busy or idle.
+    pub fn num_blocking_threads(&self) -> usize {
+        self.handle.shared.blocking.num_threads()
+    }
+
+    /// Blocking threads waiting for work.
+    pub fn num_idle_blocking_threads(&self) -> usize {
+        self.handle.shared.blocking.num_idle_threads()
+    }
+
+    /// Blocking closures waiting for a thread.
+    pub fn blocking_queue_depth(&self) -> usize {
+        self.handle.shared.blocking.queue_depth()
+    }
+}

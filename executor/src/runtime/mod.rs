@@ -1,0 +1,362 @@
+//! The runtime: worker threads, the blocking pool, and the handles that reach them.
+//!
+//! [`Runtime`] owns the threads; dropping it shuts everything down. [`Handle`] is a
+//! cheap clone that spawns from any thread. The thread's *current* runtime (used by the
+//! free functions `gort::spawn` and `gort::spawn_blocking`) is set on worker threads, on
+//! blocking threads, inside [`Runtime::block_on`], and by [`Runtime::enter`].
+//!
+//! # Shutdown, in order
+//!
+//! 1. Close the owned-task list: from now on a spawn is cancelled on the spot; every
+//!    idle task is cancelled now (its future dropped on the thread shutting down).
+//! 2. Close the injector and set the shutdown flag; wake every worker. A worker sees the
+//!    flag at its next tick (so a running task finishes its current poll), drops its
+//!    queued references and exits. A task that was running when step 1 passed is
+//!    cancelled by its worker when that poll returns.
+//! 3. Wait for the workers, then for the blocking threads that are still running a
+//!    closure (queued closures were cancelled in step 1), up to the timeout if one was
+//!    given.
+
+mod block_on;
+mod builder;
+mod metrics;
+
+pub use builder::{Builder, DEFAULT_BLOCKING_KEEP_ALIVE, DEFAULT_MAX_BLOCKING_THREADS, ENV_MAX_BLOCKING, ENV_WORKERS};
+pub use metrics::RuntimeMetrics;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::blocking::{self, BlockingPool, BlockingSchedule, BlockingTask};
+use crate::context;
+use crate::park::Park;
+use crate::sched::worker::{self, Shared};
+use crate::task::{self, Id, JoinHandle};
+
+pub(crate) type ThreadNameFn = Arc<dyn Fn() -> String + Send + Sync + 'static>;
+
+const NESTED_BLOCK_ON: &str = "gort: cannot block_on from inside a gort runtime: this thread is \
+     already driving async code, and blocking it could deadlock the runtime. Use `.await` \
+     instead, or move the blocking call to `gort::spawn_blocking`.";
+
+const NO_RUNTIME: &str = "gort: there is no current runtime on this thread. Start one with \
+     `#[gort::main]` on `main`, or `gort::Runtime::new()?.block_on(future)`; from a thread \
+     the runtime did not start, spawn through a `gort::runtime::Handle` (or `rt.enter()`).";
+
+/// A gort runtime: worker threads running tasks, and a pool for blocking calls.
+///
+/// ```
+/// let rt = gort_executor::Runtime::new().unwrap();
+/// let answer = rt.block_on(async {
+///     let task = gort_executor::spawn(async { 40 + 2 });
+///     task.await.unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+pub struct Runtime {
+    handle: Handle,
+    /// Worker threads; `None` after shutdown.
+    threads: Option<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// A reference to a runtime that can spawn tasks from any thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Runtime {
+    /// A runtime with the default configuration (see [`Builder::new`]).
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A [`Builder`] to configure a runtime.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn start(
+        parks: Vec<Box<dyn Park>>,
+        blocking: blocking::Config,
+        thread_name: ThreadNameFn,
+        stack_size: Option<usize>,
+    ) -> io::Result<Runtime> {
+        let (shared, cores) = worker::create(parks, BlockingPool::new(blocking));
+        let handle = Handle { shared };
+        let mut rt = Runtime {
+            handle: handle.clone(),
+            threads: Some(Vec::with_capacity(cores.len())),
+        };
+        let total = cores.len();
+        for (started, core) in cores.into_iter().enumerate() {
+            let mut builder = std::thread::Builder::new().name(thread_name());
+            if let Some(size) = stack_size {
+                builder = builder.stack_size(size);
+            }
+            let h = handle.clone();
+            match builder.spawn(move || worker::run(h, core)) {
+                Ok(t) => rt.threads.as_mut().expect("not shut down").push(t),
+                Err(err) => {
+                    // Workers that did start exit through the normal shutdown (when
+                    // `rt` drops); the ones that never ran count as exited.
+                    rt.handle.shared.abandon_workers(total - started);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(rt)
+    }
+
+    /// Runs `future` to completion on the current thread, while the workers run the
+    /// tasks it spawns. The future itself is not moved to a worker, so it need not be
+    /// `Send`.
+    ///
+    /// # Panics
+    /// When called from inside a runtime (a task, or another `block_on`): that would
+    /// block a thread that async code depends on.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.handle.block_on(future)
+    }
+
+    /// Spawns a task on this runtime. See [`spawn`](crate::spawn).
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    /// Runs `f` on the blocking pool. See [`spawn_blocking`](crate::spawn_blocking).
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.handle.spawn_blocking(f)
+    }
+
+    /// A handle to this runtime.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Makes this the current runtime of the calling thread until the guard drops, so
+    /// `gort::spawn` works there.
+    pub fn enter(&self) -> EnterGuard<'_> {
+        self.handle.enter()
+    }
+
+    /// Counters describing the scheduler right now.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        RuntimeMetrics::new(self.handle.clone())
+    }
+
+    /// Shuts down, waiting at most `timeout` for running task polls and blocking
+    /// closures to return. Threads still busy after that are left to finish on their
+    /// own (they exit when their current call returns).
+    pub fn shutdown_timeout(mut self, timeout: Duration) {
+        self.shutdown(Some(Instant::now() + timeout));
+    }
+
+    /// Shuts down without waiting for any thread.
+    pub fn shutdown_background(self) {
+        self.shutdown_timeout(Duration::ZERO);
+    }
+
+    fn shutdown(&mut self, deadline: Option<Instant>) {
+        let Some(threads) = self.threads.take() else {
+            return;
+        };
+        let shared = &self.handle.shared;
+        // Futures dropped here may call `gort::spawn`; let them find this (closed)
+        // runtime, whose spawns are cancelled at once, rather than panic.
+        let _current = context::set_current(&self.handle);
+
+        // Step 1.
+        shared.owned.close_and_shutdown_all();
+        // Step 2.
+        drop(shared.inject.close());
+        shared.begin_shutdown();
+        // Step 3.
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if shared.wait_workers(remaining) {
+            for t in threads {
+                // Workers never unwind (task panics are caught), so join cannot fail
+                // with a payload worth propagating.
+                let _ = t.join();
+            }
+        }
+        shared.blocking.shutdown(deadline);
+        // Anything woken meanwhile was refused by the closed injector.
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if self.threads.is_none() {
+            return;
+        }
+        if context::is_entered() {
+            // Dropping from inside async code would block a worker (or wait for
+            // itself). Shut down without waiting instead of deadlocking.
+            self.shutdown(Some(Instant::now()));
+        } else {
+            self.shutdown(None);
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.handle.shared.num_workers())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Restores the previous current runtime when dropped. See [`Runtime::enter`].
+pub struct EnterGuard<'a> {
+    _guard: context::SetCurrentGuard,
+    _handle: std::marker::PhantomData<&'a Handle>,
+}
+
+impl fmt::Debug for EnterGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnterGuard").finish_non_exhaustive()
+    }
+}
+
+impl Handle {
+    /// The current thread's runtime.
+    ///
+    /// # Panics
+    /// When there is none; see [`try_current`](Self::try_current).
+    #[track_caller]
+    pub fn current() -> Handle {
+        Self::try_current().unwrap_or_else(|| panic!("{NO_RUNTIME}"))
+    }
+
+    /// The current thread's runtime, if any.
+    pub fn try_current() -> Option<Handle> {
+        context::current_handle()
+    }
+
+    /// Spawns a task. See [`spawn`](crate::spawn).
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_at(future, Location::caller())
+    }
+
+    pub(crate) fn spawn_at<F>(&self, future: F, at: &'static Location<'static>) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, notified, join) = task::new_task(future, self.clone(), Id::next(), at);
+        if let Some(notified) = self.shared.owned.bind(task, notified) {
+            crate::task::Schedule::schedule(self, notified);
+        }
+        join
+    }
+
+    /// Runs `f` on the blocking pool. See [`spawn_blocking`](crate::spawn_blocking).
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let schedule = BlockingSchedule::new(self.clone());
+        let at = Location::caller();
+        let (task, notified, join) = task::new_task(BlockingTask::new(f), schedule, Id::next(), at);
+        if let Some(notified) = self.shared.owned.bind(task, notified) {
+            self.shared.blocking.push(notified, self);
+        }
+        join
+    }
+
+    /// Runs `future` to completion on the current thread. See [`Runtime::block_on`].
+    ///
+    /// # Panics
+    /// When called from inside a runtime.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let Some(_entered) = context::try_enter_runtime() else {
+            panic!("{NESTED_BLOCK_ON}");
+        };
+        let _current = context::set_current(self);
+        block_on::block_on(future)
+    }
+
+    /// See [`Runtime::enter`].
+    pub fn enter(&self) -> EnterGuard<'_> {
+        EnterGuard {
+            _guard: context::set_current(self),
+            _handle: std::marker::PhantomData,
+        }
+    }
+
+    /// Counters describing the scheduler right now.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        RuntimeMetrics::new(self.clone())
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("workers", &self.shared.num_workers())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Spawns a task on the current runtime: Go's `go f()`.
+///
+/// The task starts running soon, on any worker, and keeps running even if the returned
+/// [`JoinHandle`] is dropped. Spawned from a task, it usually runs next on the same
+/// worker (the LIFO slot); from elsewhere it goes through the global queue.
+///
+/// # Panics
+/// When the thread has no current runtime; the message says how to start one.
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let at = Location::caller();
+    match context::with_current(|h| h.map(|h| h.spawn_at(future, at))) {
+        Some(join) => join,
+        None => panic!("{NO_RUNTIME}"),
+    }
+}
+
+/// Runs a blocking function on the current runtime's blocking pool, so it does not stall
+/// the workers. A panic in `f` comes back as a [`JoinError`](crate::task::JoinError).
+///
+/// # Panics
+/// When the thread has no current runtime.
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    Handle::current().spawn_blocking(f)
+}

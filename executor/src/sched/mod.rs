@@ -1,0 +1,40 @@
+//! The scheduler: Go's P, M and G in Rust.
+//!
+//! - `worker.rs`: the P (`Core`: local queue, LIFO slot, parker) and the M loop that runs
+//!   it; the runtime-wide `Shared` state; how a woken task finds a queue.
+//! - `queue.rs`: the lock-free local run queue (one owner, many thieves).
+//! - `inject.rs`: the global injector.
+//! - `idle.rs`: the searching/parked accounting that decides whom to wake.
+
+pub(crate) mod idle;
+pub(crate) mod inject;
+pub(crate) mod queue;
+pub(crate) mod worker;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+/// A small, fast, non-cryptographic generator (xorshift64*) for picking steal victims.
+#[derive(Debug)]
+pub(crate) struct FastRand(u64);
+
+impl FastRand {
+    pub(crate) fn new(seed: u64) -> FastRand {
+        // Mix the seed so consecutive worker indices give unrelated sequences; never 0.
+        FastRand(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform-ish in `0..n` (Lemire's multiply-shift; `n > 0`).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() >> 32).wrapping_mul(n as u64) >> 32) as usize
+    }
+}

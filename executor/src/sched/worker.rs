@@ -1,0 +1,494 @@
+//! Workers: each OS thread (Go's M) runs one P (`Core`) in a loop.
+//!
+//! # The loop
+//!
+//! ```text
+//! loop {
+//!     tick += 1; every EVENT_INTERVAL ticks: poll the parker without blocking (I/O,
+//!         timers) and look at the shutdown flag
+//!     task = every GLOBAL_QUEUE_INTERVAL ticks the injector first (fairness), else
+//!            LIFO slot → local queue → a batch from the injector
+//!     or steal half of a random victim's queue (if allowed to search, see idle.rs)
+//!     or park
+//! }
+//! ```
+//!
+//! # Where a woken task goes
+//!
+//! A wake-up on a worker thread of the same runtime, while that worker is inside a poll,
+//! puts the task in the LIFO slot: the task just woken by the running one runs next,
+//! while its data is hot in cache (a message passed over a channel). The slot's previous
+//! occupant moves to the back of the local queue, where thieves can reach it. Two tasks
+//! that keep waking each other would monopolise the slot, so after
+//! `MAX_LIFO_POLLS_PER_TICK` consecutive LIFO runs the slot is disabled until the next
+//! task from the queue. A task that wakes *itself* (`yield_now`, an exhausted budget)
+//! goes to the back of the queue. Wake-ups from other threads go to the injector.
+//!
+//! # Where the P lives
+//!
+//! The worker owns its `Box<Core>` while it looks for work, and lends it to the thread's
+//! `WorkerContext` while a task is polled or while the worker parks, so that `schedule`
+//! called from inside a poll (or from a driver's event dispatch) reaches the local queue.
+//! Because the P is a movable box, a later monitor can hand it to another thread when a
+//! poll blocks, as Go does on a blocking syscall.
+//!
+//! # Shutdown
+//!
+//! `Runtime` drop closes the owned-task list and the injector, sets `shutdown` and
+//! unparks every worker. A worker sees the flag at its next tick or wake-up, drops its
+//! queued references and exits; the runtime then cancels the remaining tasks.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::idle::Idle;
+use super::inject::Inject;
+use super::queue::{self, Local, Steal};
+use super::FastRand;
+use crate::blocking::BlockingPool;
+use crate::context;
+use crate::coop;
+use crate::park::{Park, Unpark};
+use crate::runtime::Handle;
+use crate::task::{Notified, OwnedTasks, Schedule, Task};
+
+/// Ticks between looks at the injector ahead of the local queue, so tasks spawned from
+/// outside are not starved by a worker whose local tasks keep each other busy. Go uses
+/// 61: a prime, so the check does not fall into step with periodic workloads.
+const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+
+/// Ticks between non-blocking polls of the parker (I/O events, timers) while busy, so
+/// I/O is not starved by CPU-bound tasks. Same reasoning and value as tokio's.
+const EVENT_INTERVAL: u32 = 61;
+
+/// Consecutive runs from the LIFO slot before it is switched off for the rest of the
+/// tick, so two tasks waking each other cannot starve the queue (tokio uses 3).
+const MAX_LIFO_POLLS_PER_TICK: usize = 3;
+
+/// State shared by every worker of one runtime, and by its handles.
+pub(crate) struct Shared {
+    remotes: Box<[Remote]>,
+    pub(crate) inject: Inject,
+    pub(crate) idle: Idle,
+    pub(crate) owned: OwnedTasks,
+    pub(crate) blocking: BlockingPool,
+    shutdown: AtomicBool,
+    /// Workers that have left their loop; guarded for `wait_workers`.
+    exited: Mutex<usize>,
+    exited_cv: Condvar,
+}
+
+/// What other threads may reach of a worker.
+struct Remote {
+    steal: Steal,
+    unpark: Arc<dyn Unpark>,
+}
+
+/// The P: a worker's runnable work and its way to sleep.
+pub(crate) struct Core {
+    index: usize,
+    tick: u32,
+    lifo_slot: Option<Notified>,
+    lifo_enabled: bool,
+    run_queue: Local,
+    /// This worker counts as searching in `Idle`.
+    is_searching: bool,
+    is_shutdown: bool,
+    /// `None` while the parker is in use (the worker is parked).
+    park: Option<Box<dyn Park>>,
+    rand: FastRand,
+}
+
+/// Per-thread state of a worker, reachable through `context::with_worker`.
+pub(crate) struct WorkerContext {
+    handle: Handle,
+    /// The P, while lent to a task poll or a park.
+    core: RefCell<Option<Box<Core>>>,
+}
+
+/// Builds the shared state and one `Core` per worker.
+pub(crate) fn create(parks: Vec<Box<dyn Park>>, blocking: BlockingPool) -> (Arc<Shared>, Vec<Box<Core>>) {
+    let n = parks.len();
+    let mut remotes = Vec::with_capacity(n);
+    let mut cores = Vec::with_capacity(n);
+    for (index, park) in parks.into_iter().enumerate() {
+        let (steal, run_queue) = queue::local();
+        remotes.push(Remote {
+            steal,
+            unpark: park.unparker(),
+        });
+        cores.push(Box::new(Core {
+            index,
+            tick: 0,
+            lifo_slot: None,
+            lifo_enabled: true,
+            run_queue,
+            is_searching: false,
+            is_shutdown: false,
+            park: Some(park),
+            rand: FastRand::new(index as u64 + 1),
+        }));
+    }
+    let shared = Arc::new(Shared {
+        remotes: remotes.into_boxed_slice(),
+        inject: Inject::new(),
+        idle: Idle::new(n),
+        owned: OwnedTasks::new(n),
+        blocking,
+        shutdown: AtomicBool::new(false),
+        exited: Mutex::new(0),
+        exited_cv: Condvar::new(),
+    });
+    (shared, cores)
+}
+
+/// The body of a worker thread.
+pub(crate) fn run(handle: Handle, core: Box<Core>) {
+    let _entered = context::try_enter_runtime().expect("a fresh worker thread drives no runtime");
+    let _current = context::set_current(&handle);
+    let cx = std::rc::Rc::new(WorkerContext {
+        handle: handle.clone(),
+        core: RefCell::new(None),
+    });
+    let _worker = context::set_worker(cx.clone());
+
+    let core = cx.run(core);
+    // Queued references go; the tasks themselves are cancelled by the runtime through
+    // the owned list.
+    drop(core);
+    handle.shared.worker_exited();
+}
+
+impl WorkerContext {
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    fn run(&self, mut core: Box<Core>) -> Box<Core> {
+        while !core.is_shutdown {
+            core.tick = core.tick.wrapping_add(1);
+            if core.tick % EVENT_INTERVAL == 0 {
+                core = self.maintenance(core);
+            }
+            if let Some(task) = core.next_task(self.shared()) {
+                core = self.run_task(task, core);
+                continue;
+            }
+            if let Some(task) = core.steal_work(self.shared()) {
+                core = self.run_task(task, core);
+                continue;
+            }
+            core = self.park(core);
+        }
+        core
+    }
+
+    fn maintenance(&self, mut core: Box<Core>) -> Box<Core> {
+        core = self.park_timeout(core, Some(Duration::ZERO));
+        core.is_shutdown = self.shared().is_shutdown();
+        core
+    }
+
+    fn run_task(&self, task: Notified, mut core: Box<Core>) -> Box<Core> {
+        core.lifo_enabled = true;
+        if core.is_searching {
+            // Rule 3 of idle.rs: the last searcher to find work wakes a replacement.
+            core.is_searching = false;
+            if self.shared().idle.transition_worker_from_searching() {
+                self.shared().notify_parked();
+            }
+        }
+        *self.core.borrow_mut() = Some(core);
+        coop::budget(|| {
+            task.run();
+            // Then what the task woke, from the LIFO slot, within the same budget.
+            let mut lifo_polls = 0;
+            loop {
+                let mut core = self.take_core();
+                let Some(task) = core.lifo_slot.take() else {
+                    return core;
+                };
+                if !coop::has_budget_remaining() {
+                    core.run_queue
+                        .push_back_or_overflow(task, &self.shared().inject);
+                    return core;
+                }
+                lifo_polls += 1;
+                if lifo_polls >= MAX_LIFO_POLLS_PER_TICK {
+                    core.lifo_enabled = false;
+                }
+                *self.core.borrow_mut() = Some(core);
+                task.run();
+            }
+        })
+    }
+
+    fn take_core(&self) -> Box<Core> {
+        self.core
+            .borrow_mut()
+            .take()
+            .expect("gort: the worker's P went missing during a poll")
+    }
+
+    fn park(&self, mut core: Box<Core>) -> Box<Core> {
+        if !core.transition_to_parked(self.shared()) {
+            return core;
+        }
+        while !core.is_shutdown {
+            core = self.park_timeout(core, None);
+            core.is_shutdown = self.shared().is_shutdown();
+            if core.transition_from_parked(self.shared()) {
+                break;
+            }
+        }
+        core
+    }
+
+    /// Parks with the P lent to the context, so events dispatched by the parker (a
+    /// driver waking tasks) land in the local queue.
+    fn park_timeout(&self, mut core: Box<Core>, timeout: Option<Duration>) -> Box<Core> {
+        let mut park = core.park.take().expect("gort: parker missing");
+        *self.core.borrow_mut() = Some(core);
+        park.park(timeout);
+        let mut core = self.take_core();
+        core.park = Some(park);
+        // Tasks queued during the park did not notify (the parker was out); share them
+        // now if there is more than this worker will run next.
+        if core.should_notify_others() {
+            self.shared().notify_parked();
+        }
+        core
+    }
+}
+
+impl Core {
+    fn next_task(&mut self, shared: &Shared) -> Option<Notified> {
+        if self.tick % GLOBAL_QUEUE_INTERVAL == 0 {
+            return shared.inject.pop().or_else(|| self.next_local_task());
+        }
+        if let Some(task) = self.next_local_task() {
+            return Some(task);
+        }
+        if shared.inject.is_empty() {
+            return None;
+        }
+        // Refill from the injector: our fair share, at most half a queue (Go's
+        // `globrunqget`).
+        let cap = self.run_queue.remaining_slots().min(queue::CAPACITY / 2);
+        let n = (shared.inject.len() / shared.remotes.len() + 1).min(cap);
+        let mut first = None;
+        let run_queue = &mut self.run_queue;
+        shared.inject.pop_n(n, |tasks| {
+            first = tasks.next();
+            run_queue.push_back(tasks);
+        });
+        first
+    }
+
+    fn next_local_task(&mut self) -> Option<Notified> {
+        self.lifo_slot.take().or_else(|| self.run_queue.pop())
+    }
+
+    fn steal_work(&mut self, shared: &Shared) -> Option<Notified> {
+        if !self.is_searching {
+            if !shared.idle.transition_worker_to_searching() {
+                return None;
+            }
+            self.is_searching = true;
+        }
+        let n = shared.remotes.len();
+        let start = self.rand.below(n);
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == self.index {
+                continue;
+            }
+            if let Some(task) = shared.remotes[victim].steal.steal_into(&mut self.run_queue) {
+                return Some(task);
+            }
+        }
+        shared.inject.pop()
+    }
+
+    fn should_notify_others(&self) -> bool {
+        // A searcher will find them itself (and notify when it stops searching).
+        !self.is_searching && usize::from(self.lifo_slot.is_some()) + self.run_queue.len() > 1
+    }
+
+    fn has_tasks(&self) -> bool {
+        self.lifo_slot.is_some() || self.run_queue.has_tasks()
+    }
+
+    /// Rule 4 of idle.rs. Returns false when the worker should not park after all.
+    fn transition_to_parked(&mut self, shared: &Shared) -> bool {
+        if self.has_tasks() || self.is_shutdown {
+            return false;
+        }
+        let last_searcher = shared.idle.transition_worker_to_parked(self.index, self.is_searching);
+        self.is_searching = false;
+        if last_searcher {
+            shared.notify_if_work_pending();
+        }
+        true
+    }
+
+    /// After a wake-up: true when the worker should run again, false to park again.
+    fn transition_from_parked(&mut self, shared: &Shared) -> bool {
+        if self.has_tasks() {
+            // Woken by our own parker's events; count ourselves unparked unless a
+            // notifier already did (then we are a searcher).
+            self.is_searching = !shared.idle.unpark_worker_by_id(self.index);
+            return true;
+        }
+        if shared.idle.is_parked(self.index) {
+            // Spurious or timed out, and nobody asked for us.
+            return false;
+        }
+        // A notifier picked us and counted us as searching.
+        self.is_searching = true;
+        true
+    }
+}
+
+impl Shared {
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn num_workers(&self) -> usize {
+        self.remotes.len()
+    }
+
+    /// Length of worker `i`'s local queue.
+    pub(crate) fn local_queue_len(&self, i: usize) -> usize {
+        self.remotes[i].steal.len()
+    }
+
+    /// Wakes one parked worker if no worker is searching (rule 1 of idle.rs).
+    pub(crate) fn notify_parked(&self) {
+        if let Some(index) = self.idle.worker_to_notify() {
+            self.remotes[index].unpark.unpark();
+        }
+    }
+
+    fn notify_if_work_pending(&self) {
+        let pending =
+            self.remotes.iter().any(|r| !r.steal.is_empty()) || !self.inject.is_empty();
+        if pending {
+            self.notify_parked();
+        }
+    }
+
+    /// Queues a task from outside any worker of this runtime.
+    pub(crate) fn schedule_remote(&self, task: Notified) {
+        if self.inject.push(task) {
+            self.notify_parked();
+        }
+    }
+
+    fn schedule_local(&self, core: &mut Core, task: Notified, is_yield: bool) {
+        let pushed_to_queue = if is_yield || !core.lifo_enabled {
+            core.run_queue.push_back_or_overflow(task, &self.inject);
+            true
+        } else {
+            match core.lifo_slot.replace(task) {
+                Some(prev) => {
+                    core.run_queue.push_back_or_overflow(prev, &self.inject);
+                    true
+                }
+                None => false,
+            }
+        };
+        // Work in the queue can be stolen: make sure someone is looking. Not while the
+        // worker is parked (its parker is out): it notifies when the park returns.
+        if pushed_to_queue && core.park.is_some() {
+            self.notify_parked();
+        }
+    }
+
+    /// Begins shutdown: refuse new work and wake every worker so it exits.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        for remote in self.remotes.iter() {
+            remote.unpark.unpark();
+        }
+    }
+
+    fn worker_exited(&self) {
+        self.abandon_workers(1);
+    }
+
+    /// Counts `n` workers as exited (also those whose thread never started).
+    pub(crate) fn abandon_workers(&self, n: usize) {
+        let mut exited = self.exited.lock().unwrap_or_else(|e| e.into_inner());
+        *exited += n;
+        self.exited_cv.notify_all();
+    }
+
+    /// Waits until every worker has left its loop, or `timeout` passes; true if all did.
+    pub(crate) fn wait_workers(&self, timeout: Option<Duration>) -> bool {
+        let n = self.remotes.len();
+        let guard = self.exited.lock().unwrap_or_else(|e| e.into_inner());
+        match timeout {
+            None => {
+                let _g = self
+                    .exited_cv
+                    .wait_while(guard, |e| *e < n)
+                    .unwrap_or_else(|e| e.into_inner());
+                true
+            }
+            Some(d) => {
+                let (g, _) = self
+                    .exited_cv
+                    .wait_timeout_while(guard, d, |e| *e < n)
+                    .unwrap_or_else(|e| e.into_inner());
+                *g >= n
+            }
+        }
+    }
+}
+
+impl Handle {
+    /// Queues a woken task: on this runtime's worker, the local queue; else the injector.
+    fn schedule_task(&self, task: Notified, is_yield: bool) {
+        let remote = context::with_worker(|worker| {
+            let Some(worker) = worker else {
+                return Some(task);
+            };
+            if !Arc::ptr_eq(&worker.handle.shared, &self.shared) {
+                return Some(task);
+            }
+            // Borrow fails only if a poll re-enters the scheduler while it holds the P,
+            // which it never does; fall back to the injector rather than panic.
+            let Ok(mut core) = worker.core.try_borrow_mut() else {
+                return Some(task);
+            };
+            match core.as_mut() {
+                Some(core) => {
+                    self.shared.schedule_local(core, task, is_yield);
+                    None
+                }
+                None => Some(task),
+            }
+        });
+        if let Some(task) = remote {
+            self.shared.schedule_remote(task);
+        }
+    }
+}
+
+impl Schedule for Handle {
+    fn schedule(&self, task: Notified) {
+        self.schedule_task(task, false);
+    }
+
+    fn yield_now(&self, task: Notified) {
+        self.schedule_task(task, true);
+    }
+
+    fn release(&self, task: &Task) -> Option<Task> {
+        self.shared.owned.release(task)
+    }
+}

@@ -1,0 +1,126 @@
+//! `JoinError`: why a task produced no output.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::sync::Mutex;
+
+use super::Id;
+
+/// The task did not return a value: it was cancelled ([`JoinHandle::abort`] or runtime
+/// shutdown) or it panicked. A panic's payload is kept and can be taken back with
+/// [`into_panic`](JoinError::into_panic), e.g. to resume unwinding.
+///
+/// [`JoinHandle::abort`]: super::JoinHandle::abort
+pub struct JoinError {
+    id: Id,
+    repr: Repr,
+}
+
+enum Repr {
+    Cancelled,
+    /// The mutex only makes the payload `Sync`, so `JoinError` can be used as an error
+    /// object; it is never contended.
+    Panic(Mutex<Box<dyn Any + Send + 'static>>),
+}
+
+impl JoinError {
+    pub(crate) fn cancelled(id: Id) -> JoinError {
+        JoinError {
+            id,
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panic(id: Id, payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        JoinError {
+            id,
+            repr: Repr::Panic(Mutex::new(payload)),
+        }
+    }
+
+    /// True when the task was cancelled before it finished.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// True when the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// The id of the task that failed.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// The panic payload.
+    ///
+    /// # Panics
+    /// When the task was cancelled rather than panicking; use
+    /// [`try_into_panic`](Self::try_into_panic) to check.
+    #[track_caller]
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        match self.try_into_panic() {
+            Ok(payload) => payload,
+            Err(err) => panic!("`JoinError::into_panic` called on a cancelled task: {err}"),
+        }
+    }
+
+    /// The panic payload, or the error back when the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(p) => Ok(p.into_inner().unwrap_or_else(|e| e.into_inner())),
+            Repr::Cancelled => Err(self),
+        }
+    }
+
+    fn panic_message(&self) -> Option<String> {
+        let Repr::Panic(p) = &self.repr else {
+            return None;
+        };
+        let p = p.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = p.downcast_ref::<&'static str>() {
+            Some((*s).to_owned())
+        } else {
+            p.downcast_ref::<String>().cloned()
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => write!(f, "task {} was cancelled", self.id),
+            Repr::Panic(_) => match self.panic_message() {
+                Some(msg) => write!(f, "task {} panicked with message {:?}", self.id, msg),
+                None => write!(f, "task {} panicked", self.id),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => write!(f, "JoinError::Cancelled({:?})", self.id),
+            Repr::Panic(_) => match self.panic_message() {
+                Some(msg) => write!(f, "JoinError::Panic({:?}, {:?}, ...)", self.id, msg),
+                None => write!(f, "JoinError::Panic({:?}, ...)", self.id),
+            },
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for io::Error {
+    fn from(err: JoinError) -> io::Error {
+        let kind = if err.is_cancelled() {
+            io::ErrorKind::Interrupted
+        } else {
+            io::ErrorKind::Other
+        };
+        io::Error::new(kind, err.to_string())
+    }
+}

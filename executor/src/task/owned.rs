@@ -1,0 +1,89 @@
+//! The owned-task list: every live task of a runtime, so shutdown can cancel the ones
+//! that are parked on a waker nobody will ever call.
+//!
+//! Sharded by task id to keep spawn and completion (one lock each) from contending
+//! across workers. Each shard is a `Slab` of owned references; the slab key is stored
+//! in the task header (`owned_key`) and only read or written under the shard's lock.
+//!
+//! Closing is one-way: after `close_and_shutdown_all` starts, `bind` refuses new tasks
+//! (it cancels them on the spot), so the shards drain and stay empty.
+
+use slab::Slab;
+
+use super::{Notified, Task};
+use crate::loom::{lock, AtomicBool, Mutex, Ordering};
+
+/// Shards per worker: enough that concurrent spawns from every worker rarely collide.
+const SHARDS_PER_WORKER: usize = 4;
+
+pub(crate) struct OwnedTasks {
+    shards: Box<[Mutex<Slab<Task>>]>,
+    /// `shards.len() - 1`; the length is a power of two.
+    mask: usize,
+    closed: AtomicBool,
+}
+
+impl OwnedTasks {
+    pub(crate) fn new(workers: usize) -> OwnedTasks {
+        let n = (workers.max(1) * SHARDS_PER_WORKER).next_power_of_two();
+        OwnedTasks {
+            shards: (0..n).map(|_| Mutex::new(Slab::new())).collect(),
+            mask: n - 1,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn shard(&self, task: &Task) -> &Mutex<Slab<Task>> {
+        // Truncation is fine: only the low bits pick the shard.
+        &self.shards[task.id().as_u64() as usize & self.mask]
+    }
+
+    /// Adds a new task. Returns its `Notified` to be scheduled, or `None` when the list
+    /// is closed, in which case the task has been cancelled.
+    pub(crate) fn bind(&self, task: Task, notified: Notified) -> Option<Notified> {
+        let mut shard = lock(self.shard(&task));
+        // Checked under the shard lock: `close_and_shutdown_all` sets the flag before
+        // draining each shard, so a task is either drained or refused here.
+        if self.closed.load(Ordering::Acquire) {
+            drop(shard);
+            drop(notified);
+            task.shutdown();
+            return None;
+        }
+        let raw = task.raw();
+        let key = shard.vacant_key();
+        raw.header().owned_key.store(key, Ordering::Relaxed);
+        shard.insert(task);
+        Some(notified)
+    }
+
+    /// Removes a completing task; returns the list's reference if it was still listed.
+    pub(crate) fn release(&self, task: &Task) -> Option<Task> {
+        let mut shard = lock(self.shard(task));
+        // Written under this lock by `bind`.
+        let key = task.raw().header().owned_key.load(Ordering::Relaxed);
+        match shard.get(key) {
+            Some(listed) if listed.raw() == task.raw() => Some(shard.remove(key)),
+            _ => None,
+        }
+    }
+
+    /// Refuses new tasks and cancels every listed task that is not running. Running
+    /// tasks are cancelled by their worker when their current poll returns.
+    pub(crate) fn close_and_shutdown_all(&self) {
+        self.closed.store(true, Ordering::Release);
+        for shard in self.shards.iter() {
+            // Take them out first: cancelling runs user `Drop` code, which may spawn
+            // (refused) or complete other tasks, both of which lock shards.
+            let tasks: Vec<Task> = lock(shard).drain().collect();
+            for task in tasks {
+                task.shutdown();
+            }
+        }
+    }
+
+    /// Number of live tasks (locks every shard; for metrics and tests).
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+}

@@ -1,0 +1,217 @@
+//! `#[gort::main]` and `#[gort::test]`: run an `async fn` on a gort runtime.
+//!
+//! ```ignore
+//! #[gort::main]                 // workers: GORT_WORKERS, else the available cores
+//! async fn main() { .. }
+//!
+//! #[gort::main(workers = 2)]    // a fixed number of workers
+//! async fn main() -> std::io::Result<()> { .. }
+//!
+//! #[gort::test]
+//! async fn it_works() { .. }
+//! ```
+//!
+//! Arguments: `workers = N` (a positive integer) and `crate = "path"` (where the gort
+//! facade is, for crates that re-export it). Anything else, a non-`async` function, or
+//! a `main` with parameters is a compile error pointing at the mistake.
+
+#![forbid(unsafe_code)]
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, ItemFn, Lit, MetaNameValue, ReturnType, Token};
+
+/// Runs `async fn main` on a new gort runtime. See the crate docs for the arguments.
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args.into(), item.into(), Kind::Main).into()
+}
+
+/// Runs an `async fn` test on a new gort runtime. See the crate docs for the arguments.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args.into(), item.into(), Kind::Test).into()
+}
+
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Kind {
+    Main,
+    Test,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Main => "gort::main",
+            Kind::Test => "gort::test",
+        }
+    }
+}
+
+struct Config {
+    workers: Option<usize>,
+    krate: syn::Path,
+}
+
+fn expand(args: TokenStream2, item: TokenStream2, kind: Kind) -> TokenStream2 {
+    // On a parse error, keep the user's tokens so the IDE still sees the function, and
+    // add the error.
+    let input: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            let err = e.to_compile_error();
+            return quote! { #item #err };
+        }
+    };
+    match parse_config(args, kind).and_then(|config| build(input, config, kind)) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            let err = e.to_compile_error();
+            quote! { #item #err }
+        }
+    }
+}
+
+fn parse_config(args: TokenStream2, kind: Kind) -> syn::Result<Config> {
+    let mut config = Config {
+        workers: None,
+        krate: syn::parse_quote!(::gort),
+    };
+    let args = Punctuated::<MetaNameValue, Token![,]>::parse_terminated.parse2(args)?;
+    for arg in args {
+        let key = arg
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        match key.as_str() {
+            "workers" => {
+                let n = int_value(&arg.value, "workers")?;
+                if n == 0 {
+                    return Err(syn::Error::new(
+                        arg.value.span(),
+                        "`workers` must be at least 1",
+                    ));
+                }
+                config.workers = Some(n);
+            }
+            "crate" => {
+                let Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }) = &arg.value
+                else {
+                    return Err(syn::Error::new(
+                        arg.value.span(),
+                        "`crate` takes a string: crate = \"path::to::gort\"",
+                    ));
+                };
+                config.krate = s.parse()?;
+            }
+            _ => {
+                return Err(syn::Error::new(
+                    arg.path.span(),
+                    format!(
+                        "unknown argument `{}` for #[{}]; expected `workers = N` or `crate = \"path\"`",
+                        quote!(#arg).to_string().split('=').next().unwrap_or("").trim(),
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(config)
+}
+
+fn int_value(value: &Expr, name: &str) -> syn::Result<usize> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<usize>(),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!("`{name}` takes a positive integer, like `{name} = 2`"),
+        )),
+    }
+}
+
+fn build(input: ItemFn, config: Config, kind: Kind) -> syn::Result<TokenStream2> {
+    let sig = &input.sig;
+    if sig.asyncness.is_none() {
+        return Err(syn::Error::new(
+            sig.fn_token.span(),
+            format!(
+                "the `async` keyword is missing from the function declaration: #[{}] runs an `async fn`",
+                kind.name()
+            ),
+        ));
+    }
+    if !sig.inputs.is_empty() {
+        let what = match kind {
+            Kind::Main => "`main` cannot take arguments",
+            Kind::Test => "a test function cannot take arguments",
+        };
+        return Err(syn::Error::new(sig.inputs.span(), what));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            format!("#[{}] cannot be used on a generic function", kind.name()),
+        ));
+    }
+    if kind == Kind::Main && sig.ident != "main" {
+        return Err(syn::Error::new(
+            sig.ident.span(),
+            "#[gort::main] belongs on `async fn main`; use #[gort::test] for tests",
+        ));
+    }
+    if kind == Kind::Test {
+        if let Some(attr) = input.attrs.iter().find(|a| a.path().is_ident("test")) {
+            return Err(syn::Error::new(
+                attr.span(),
+                "#[gort::test] already adds #[test]; remove this one",
+            ));
+        }
+    }
+
+    let krate = &config.krate;
+    let attrs = &input.attrs;
+    let vis = &input.vis;
+    let ident = &sig.ident;
+    let body = &input.block;
+    let output = &sig.output;
+    let output_ty = match output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let workers = match config.workers {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let start = match kind {
+        Kind::Main => quote!(#krate::__private::runtime_for_main(#workers)),
+        Kind::Test => quote!(#krate::__private::runtime_for_test(#workers)),
+    };
+    let test_attr = match kind {
+        Kind::Main => quote!(),
+        Kind::Test => quote!(#[::core::prelude::v1::test]),
+    };
+    // The pinned `dyn Future` with a named output type guides inference for `?` inside
+    // the body (plain `async` blocks cannot name their error type).
+    let span = body.span().resolved_at(Span::call_site());
+    let run = quote_spanned! {span=>
+        let body = ::core::pin::pin!(async move #body);
+        let body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #output_ty>> = body;
+        #start.block_on(body)
+    };
+    Ok(quote! {
+        #test_attr
+        #(#attrs)*
+        #vis fn #ident() #output {
+            #run
+        }
+    })
+}

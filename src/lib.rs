@@ -1,0 +1,72 @@
+//! gort: a Go-style runtime for Rust.
+//!
+//! Cheap tasks on per-core run queues with work stealing, a blocking pool, and
+//! `#[gort::main]`. This crate only re-exports; the parts live in `gort-executor` and
+//! `gort-macros`.
+//!
+//! | Go                     | gort                                        |
+//! |------------------------|---------------------------------------------|
+//! | `go f()`               | [`gort::spawn(async { .. })`](spawn)        |
+//! | `runtime.Gosched()`    | [`task::yield_now().await`](task::yield_now) |
+//! | `GOMAXPROCS`           | `GORT_WORKERS` / [`Builder::workers`]       |
+//! | `func main()`          | `#[gort::main] async fn main()`             |
+//!
+//! ```
+//! #[gort::main]
+//! async fn main() {
+//!     let answer = gort::spawn(async { 6 * 7 }).await.unwrap();
+//!     assert_eq!(answer, 42);
+//! }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub use gort_executor::{spawn, spawn_blocking, Builder, Handle, Runtime};
+pub use gort_macros::{main, test};
+
+/// Tasks: join handles, errors, yielding and the cooperative budget.
+pub mod task {
+    pub use gort_executor::coop;
+    pub use gort_executor::task::*;
+}
+
+/// The runtime and its configuration.
+pub mod runtime {
+    pub use gort_executor::park::{Park, ThreadParker, Unpark};
+    pub use gort_executor::runtime::*;
+}
+
+/// Support for the macros; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use super::Runtime;
+
+    fn builder(workers: Option<usize>) -> super::Builder {
+        let mut b = Runtime::builder();
+        if let Some(n) = workers {
+            b.workers(n);
+        }
+        b
+    }
+
+    /// `#[gort::main]`: a configuration error (such as a bad `GORT_WORKERS`) ends the
+    /// program with the message and exit status 1, not a backtrace.
+    pub fn runtime_for_main(workers: Option<usize>) -> Runtime {
+        match builder(workers).build() {
+            Ok(rt) => rt,
+            Err(err) => {
+                eprintln!("gort: cannot start the runtime: {err}");
+                std::process::exit(1);
+            }
+        }
+    }
+
+    /// `#[gort::test]`: a configuration error fails the test.
+    #[track_caller]
+    pub fn runtime_for_test(workers: Option<usize>) -> Runtime {
+        match builder(workers).build() {
+            Ok(rt) => rt,
+            Err(err) => panic!("gort: cannot start the runtime: {err}"),
+        }
+    }
+}
