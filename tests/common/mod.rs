@@ -1,0 +1,65 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Aborts the whole test process if still alive after `secs`: a hung test fails loudly
+/// instead of hanging CI. Drop the guard when the test is done.
+pub struct Watchdog(Arc<AtomicBool>);
+
+pub fn watchdog(name: &'static str, secs: u64) -> Watchdog {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    std::thread::spawn(move || {
+        let step = Duration::from_millis(20);
+        let mut waited = Duration::ZERO;
+        while waited < Duration::from_secs(secs) {
+            if flag.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(step);
+            waited += step;
+        }
+        eprintln!("test `{name}` did not finish within {secs} s: aborting (a hang is a bug)");
+        std::process::abort();
+    });
+    Watchdog(done)
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Sets its flag when dropped: proves a future was dropped.
+pub struct DropFlag(pub Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+pub fn flag() -> (Arc<AtomicBool>, DropFlag) {
+    let f = Arc::new(AtomicBool::new(false));
+    (f.clone(), DropFlag(f))
+}
+
+/// A future that never completes.
+pub async fn forever() {
+    std::future::pending::<()>().await
+}
+
+/// The message of a panic payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic>".to_owned()
+    }
+}
