@@ -67,11 +67,16 @@ fn expand(args: TokenStream2, item: TokenStream2, kind: Kind) -> TokenStream2 {
             return quote! { #item #err };
         }
     };
-    match parse_config(args, kind).and_then(|config| build(input, config, kind)) {
+    match parse_config(args, kind).and_then(|config| build(input.clone(), config, kind)) {
         Ok(tokens) => tokens,
         Err(e) => {
+            // Keep a plain (non-async) stand-in so the only error is ours: an `async fn
+            // main` left in place would add "main cannot be async".
             let err = e.to_compile_error();
-            quote! { #item #err }
+            let mut stand_in = input;
+            stand_in.sig.asyncness = None;
+            stand_in.block = Box::new(syn::parse_quote!({ ::core::unimplemented!() }));
+            quote! { #stand_in #err }
         }
     }
 }

@@ -1,0 +1,2 @@
+#[gort::main(workers = "two")]
+async fn main() {}

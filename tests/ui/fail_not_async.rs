@@ -1,0 +1,2 @@
+#[gort::main]
+fn main() {}

@@ -1,0 +1,5 @@
+#[gort::test]
+#[test]
+async fn twice() {}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[gort::main(workers = 0)]
+async fn main() {}

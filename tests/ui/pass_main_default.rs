@@ -1,0 +1,4 @@
+#[gort::main]
+async fn main() {
+    gort::task::yield_now().await;
+}
