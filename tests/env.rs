@@ -19,7 +19,10 @@ fn rt_env_workers_sets_count_and_bad_values_are_clear_errors() {
     let err = Runtime::new().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     let msg = err.to_string();
-    assert!(msg.contains("GORT_WORKERS") && msg.contains("lots"), "{msg}");
+    assert!(
+        msg.contains("GORT_WORKERS") && msg.contains("lots"),
+        "{msg}"
+    );
 
     std::env::set_var("GORT_WORKERS", "0");
     assert!(Runtime::new().is_err());

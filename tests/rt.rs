@@ -140,7 +140,10 @@ fn rt_block_on_inside_runtime_is_refused() {
         })
         .unwrap_err();
     let msg = panic_message(&*err.into_panic());
-    assert!(msg.contains("cannot block_on from inside a gort runtime"), "{msg}");
+    assert!(
+        msg.contains("cannot block_on from inside a gort runtime"),
+        "{msg}"
+    );
 
     // block_on inside block_on as well.
     let handle = rt.handle().clone();
@@ -218,7 +221,9 @@ fn rt_panic_in_spawn_blocking_is_join_error() {
     let _w = watchdog("rt_panic_in_spawn_blocking_is_join_error", 20);
     let rt = rt(1);
     rt.block_on(async {
-        let err = gort::spawn_blocking(|| panic!("blocking boom")).await.unwrap_err();
+        let err = gort::spawn_blocking(|| panic!("blocking boom"))
+            .await
+            .unwrap_err();
         assert!(err.is_panic());
         assert_eq!(panic_message(&*err.into_panic()), "blocking boom");
         assert_eq!(gort::spawn_blocking(|| 3).await.unwrap(), 3);
@@ -537,13 +542,21 @@ fn rt_blocking_pool_caps_and_retires_threads() {
             h.await.unwrap();
         }
     });
-    assert_eq!(peak.load(Ordering::SeqCst), 2, "the cap was not reached or exceeded");
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        2,
+        "the cap was not reached or exceeded"
+    );
     assert!(rt.metrics().num_blocking_threads() <= 2);
     let deadline = Instant::now() + Duration::from_secs(10);
     while rt.metrics().num_blocking_threads() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(rt.metrics().num_blocking_threads(), 0, "idle threads did not retire");
+    assert_eq!(
+        rt.metrics().num_blocking_threads(),
+        0,
+        "idle threads did not retire"
+    );
 }
 
 #[test]

@@ -128,7 +128,11 @@ impl BlockingPool {
         let mut state = self.lock();
         while state.num_threads > 0 {
             state = match deadline {
-                None => self.inner.exit_cv.wait(state).unwrap_or_else(|e| e.into_inner()),
+                None => self
+                    .inner
+                    .exit_cv
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner()),
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {

@@ -161,7 +161,12 @@ impl Builder {
             thread_name: self.thread_name.clone(),
             stack_size: self.thread_stack_size,
         };
-        Runtime::start(parks, blocking, self.thread_name.clone(), self.thread_stack_size)
+        Runtime::start(
+            parks,
+            blocking,
+            self.thread_name.clone(),
+            self.thread_stack_size,
+        )
     }
 }
 

@@ -21,7 +21,10 @@ mod block_on;
 mod builder;
 mod metrics;
 
-pub use builder::{Builder, DEFAULT_BLOCKING_KEEP_ALIVE, DEFAULT_MAX_BLOCKING_THREADS, ENV_MAX_BLOCKING, ENV_WORKERS};
+pub use builder::{
+    Builder, DEFAULT_BLOCKING_KEEP_ALIVE, DEFAULT_MAX_BLOCKING_THREADS, ENV_MAX_BLOCKING,
+    ENV_WORKERS,
+};
 pub use metrics::RuntimeMetrics;
 
 use std::fmt;
@@ -263,7 +266,11 @@ impl Handle {
         self.spawn_at(future, Location::caller())
     }
 
-    pub(crate) fn spawn_at<F>(&self, future: F, at: &'static Location<'static>) -> JoinHandle<F::Output>
+    pub(crate) fn spawn_at<F>(
+        &self,
+        future: F,
+        at: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,

@@ -76,7 +76,11 @@ impl Inject {
 
     /// Takes up to `n` tasks, oldest first, handing them to `f` under the lock (`f` must
     /// not touch the injector).
-    pub(crate) fn pop_n(&self, n: usize, f: impl FnOnce(&mut dyn ExactSizeIterator<Item = Notified>)) {
+    pub(crate) fn pop_n(
+        &self,
+        n: usize,
+        f: impl FnOnce(&mut dyn ExactSizeIterator<Item = Notified>),
+    ) {
         if self.is_empty() || n == 0 {
             return;
         }

@@ -179,7 +179,13 @@ impl Local {
     }
 
     /// Moves the older half of a full queue plus `task` into the injector.
-    fn push_overflow(&mut self, task: Notified, head: u32, tail: u32, inject: &Inject) -> Result<(), Notified> {
+    fn push_overflow(
+        &mut self,
+        task: Notified,
+        head: u32,
+        tail: u32,
+        inject: &Inject,
+    ) -> Result<(), Notified> {
         const HALF: u32 = (CAPACITY / 2) as u32;
         debug_assert_eq!(tail.wrapping_sub(head), CAPACITY as u32);
         // Claim the half by moving both indices past it. Failure means a thief or
@@ -340,5 +346,125 @@ impl Steal {
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::task::testing::Sched;
+
+    fn tasks(s: &Sched, n: usize) -> Vec<Notified> {
+        (0..n)
+            .map(|_| {
+                let (t, j) = s.notified(async {});
+                drop(j);
+                t
+            })
+            .collect()
+    }
+
+    #[test]
+    fn queue_push_pop_is_fifo() {
+        let s = Sched::new();
+        let inject = Inject::new();
+        let (_steal, mut local) = local();
+        let ts = tasks(&s, 10);
+        let ids: Vec<_> = ts.iter().map(|t| t.id()).collect();
+        for t in ts {
+            local.push_back_or_overflow(t, &inject);
+        }
+        let popped: Vec<_> = std::iter::from_fn(|| local.pop()).map(|t| t.id()).collect();
+        assert_eq!(popped, ids);
+        s.shutdown();
+    }
+
+    #[test]
+    fn queue_overflow_moves_half_to_inject() {
+        let s = Sched::new();
+        let inject = Inject::new();
+        let (_steal, mut local) = local();
+        for t in tasks(&s, CAPACITY + 1) {
+            local.push_back_or_overflow(t, &inject);
+        }
+        assert_eq!(inject.len(), CAPACITY / 2 + 1);
+        assert_eq!(local.len(), CAPACITY / 2);
+        // Wraps around correctly afterwards.
+        for t in tasks(&s, CAPACITY / 2) {
+            local.push_back_or_overflow(t, &inject);
+        }
+        assert_eq!(local.len(), CAPACITY);
+        let mut n = 0;
+        while local.pop().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, CAPACITY);
+        drop(inject.close());
+        s.shutdown();
+    }
+
+    #[test]
+    fn queue_steal_takes_half() {
+        let s = Sched::new();
+        let inject = Inject::new();
+        let (steal, mut victim) = local();
+        let (_s2, mut thief) = local();
+        for t in tasks(&s, 9) {
+            victim.push_back_or_overflow(t, &inject);
+        }
+        let got = steal.steal_into(&mut thief);
+        assert!(got.is_some());
+        // ceil(9 / 2) = 5 stolen: one returned, four queued in the thief.
+        assert_eq!(thief.len(), 4);
+        assert_eq!(victim.len(), 4);
+        drop(got);
+        s.shutdown();
+    }
+
+    #[test]
+    fn queue_concurrent_steal_loses_and_duplicates_nothing() {
+        let rounds = if cfg!(miri) { 50 } else { 20_000 };
+        let s = Sched::new();
+        let inject = Arc::new(Inject::new());
+        let (steal, mut local) = local();
+        let total: usize = rounds * 3;
+        let thief = std::thread::spawn(move || {
+            let (_s, mut mine) = super::local();
+            let mut got = 0;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if let Some(t) = steal.steal_into(&mut mine) {
+                    got += 1;
+                    drop(t);
+                }
+                while let Some(t) = mine.pop() {
+                    got += 1;
+                    drop(t);
+                }
+                if Arc::strong_count(&steal.0) == 1 && steal.is_empty() {
+                    break; // the owner is gone and nothing is left
+                }
+            }
+            got
+        });
+        let mut popped = 0;
+        let all = tasks(&s, total);
+        let mut it = all.into_iter();
+        for _ in 0..rounds {
+            for t in it.by_ref().take(3) {
+                local.push_back_or_overflow(t, &inject);
+            }
+            if local.pop().is_some() {
+                popped += 1;
+            }
+        }
+        while local.pop().is_some() {
+            popped += 1;
+        }
+        drop(local);
+        let stolen = thief.join().unwrap();
+        let injected = inject.close().len();
+        assert_eq!(popped + stolen + injected, total);
+        s.shutdown();
     }
 }

@@ -109,7 +109,10 @@ pub(crate) struct WorkerContext {
 }
 
 /// Builds the shared state and one `Core` per worker.
-pub(crate) fn create(parks: Vec<Box<dyn Park>>, blocking: BlockingPool) -> (Arc<Shared>, Vec<Box<Core>>) {
+pub(crate) fn create(
+    parks: Vec<Box<dyn Park>>,
+    blocking: BlockingPool,
+) -> (Arc<Shared>, Vec<Box<Core>>) {
     let n = parks.len();
     let mut remotes = Vec::with_capacity(n);
     let mut cores = Vec::with_capacity(n);
@@ -326,7 +329,9 @@ impl Core {
         if self.has_tasks() || self.is_shutdown {
             return false;
         }
-        let last_searcher = shared.idle.transition_worker_to_parked(self.index, self.is_searching);
+        let last_searcher = shared
+            .idle
+            .transition_worker_to_parked(self.index, self.is_searching);
         self.is_searching = false;
         if last_searcher {
             shared.notify_if_work_pending();
@@ -374,8 +379,7 @@ impl Shared {
     }
 
     fn notify_if_work_pending(&self) {
-        let pending =
-            self.remotes.iter().any(|r| !r.steal.is_empty()) || !self.inject.is_empty();
+        let pending = self.remotes.iter().any(|r| !r.steal.is_empty()) || !self.inject.is_empty();
         if pending {
             self.notify_parked();
         }

@@ -79,8 +79,10 @@ impl<T> Future for JoinHandle<T> {
         // SAFETY: `out` has the task's output type (fixed at spawn by `from_raw`'s
         // contract) and we are its JoinHandle.
         unsafe {
-            self.raw
-                .try_read_output(&mut out as *mut Poll<Result<T, JoinError>> as *mut (), cx.waker())
+            self.raw.try_read_output(
+                &mut out as *mut Poll<Result<T, JoinError>> as *mut (),
+                cx.waker(),
+            )
         };
         if out.is_ready() {
             restore.made_progress();
@@ -141,6 +143,8 @@ impl Drop for AbortHandle {
 
 impl fmt::Debug for AbortHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AbortHandle").field("id", &self.id()).finish()
+        f.debug_struct("AbortHandle")
+            .field("id", &self.id())
+            .finish()
     }
 }

@@ -26,6 +26,10 @@ mod yield_now;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(all(test, not(loom)))]
+mod tests;
 
 pub use crate::coop::{consume_budget, unconstrained, Unconstrained};
 pub use error::JoinError;

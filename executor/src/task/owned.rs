@@ -14,7 +14,12 @@ use super::{Notified, Task};
 use crate::loom::{lock, AtomicBool, Mutex, Ordering};
 
 /// Shards per worker: enough that concurrent spawns from every worker rarely collide.
+/// Under loom, one shard: task ids come from a process-wide counter, and a shard chosen
+/// by id would make models nondeterministic.
+#[cfg(not(loom))]
 const SHARDS_PER_WORKER: usize = 4;
+#[cfg(loom)]
+const SHARDS_PER_WORKER: usize = 1;
 
 pub(crate) struct OwnedTasks {
     shards: Box<[Mutex<Slab<Task>>]>,
