@@ -109,6 +109,9 @@ pub(crate) struct WorkerContext {
 }
 
 /// Builds the shared state and one `Core` per worker.
+// Each P is boxed on purpose: it moves between the worker and its context (and, with
+// the monitor, between threads) as one pointer.
+#[allow(clippy::vec_box)]
 pub(crate) fn create(
     parks: Vec<Box<dyn Park>>,
     blocking: BlockingPool,
@@ -149,6 +152,15 @@ pub(crate) fn create(
 
 /// The body of a worker thread.
 pub(crate) fn run(handle: Handle, core: Box<Core>) {
+    // Counted as exited however the loop ends, so shutdown never waits for a worker
+    // that died of a scheduler bug.
+    struct ExitGuard(Handle);
+    impl Drop for ExitGuard {
+        fn drop(&mut self) {
+            self.0.shared.worker_exited();
+        }
+    }
+    let _exit = ExitGuard(handle.clone());
     let _entered = context::try_enter_runtime().expect("a fresh worker thread drives no runtime");
     let _current = context::set_current(&handle);
     let cx = std::rc::Rc::new(WorkerContext {
@@ -161,7 +173,6 @@ pub(crate) fn run(handle: Handle, core: Box<Core>) {
     // Queued references go; the tasks themselves are cancelled by the runtime through
     // the owned list.
     drop(core);
-    handle.shared.worker_exited();
 }
 
 impl WorkerContext {

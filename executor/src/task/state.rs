@@ -46,7 +46,7 @@ const REF_SHIFT: u32 = 6;
 const REF_ONE: usize = 1 << REF_SHIFT;
 /// Refs held by a freshly spawned task: the owned list, the `JoinHandle`, the first `Notified`.
 const INITIAL_REFS: usize = 3;
-const INITIAL: usize = NOTIFIED | JOIN_INTEREST | INITIAL_REFS * REF_ONE;
+const INITIAL: usize = NOTIFIED | JOIN_INTEREST | (INITIAL_REFS * REF_ONE);
 /// Past this many references we abort rather than risk wrapping (`Arc` does the same).
 const MAX_REFS: usize = (isize::MAX as usize) >> REF_SHIFT;
 
