@@ -244,3 +244,10 @@ fn task_shutdown_cancels_idle_and_refuses_new() {
     slot.lock().unwrap().take().unwrap().wake();
     assert_eq!(s.queued(), 0);
 }
+
+#[test]
+fn task_header_stays_small() {
+    // The header is on every task; growing it costs memory on every parked task (the
+    // parked-memory benchmark). State, vtable, id, owned-list key, spawn location.
+    assert_eq!(std::mem::size_of::<super::raw::Header>(), 40);
+}
