@@ -21,8 +21,9 @@
 
 #![forbid(unsafe_code)]
 
+pub use gort_executor::chan;
 pub use gort_executor::{spawn, spawn_blocking, Builder, Handle, Runtime};
-pub use gort_macros::{main, test};
+pub use gort_macros::{main, select, test};
 
 /// Tasks: join handles, errors, yielding and the cooperative budget.
 pub mod task {
@@ -40,6 +41,8 @@ pub mod runtime {
 #[doc(hidden)]
 pub mod __private {
     use super::Runtime;
+
+    pub use gort_executor::chan::__select as select;
 
     fn builder(workers: Option<usize>) -> super::Builder {
         let mut b = Runtime::builder();

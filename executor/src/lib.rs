@@ -14,6 +14,7 @@
 #![warn(missing_debug_implementations)]
 
 mod blocking;
+pub mod chan;
 mod context;
 pub mod coop;
 mod loom;

@@ -17,6 +17,8 @@
 
 #![forbid(unsafe_code)]
 
+mod select;
+
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
@@ -35,6 +37,49 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args.into(), item.into(), Kind::Test).into()
+}
+
+/// Waits on several channel operations and futures at once and runs the branch that
+/// completes first: Go's `select`.
+///
+/// ```ignore
+/// loop {
+///     gort::select! {
+///         v = rx.recv() => match v {            // Option<T>: None once closed and drained
+///             Some(v) => println!("got {v}"),
+///             None => break,
+///         },
+///         res = tx.send(42) => res.unwrap(),    // Result<(), SendError<T>>
+///         _ = some_future => println!("any future works too"),
+///     }
+/// }
+///
+/// // Non-blocking, with `default` (Go's `select { ... default: }`):
+/// gort::select! {
+///     Some(v) = rx.recv() => println!("{v}"),
+///     default => println!("nothing ready"),
+/// }
+/// ```
+///
+/// Each branch is `pattern = expression => body`. The expression is evaluated once,
+/// before waiting. Channel operations (`rx.recv()`, `tx.send(v)`) take part in Go's
+/// select exactly: among the branches that are ready at once one is chosen uniformly at
+/// random, and a branch that loses consumes nothing and sends nothing. Any other future
+/// is polled alongside; when it wins, the channel branches are untouched.
+///
+/// A refutable pattern disables its branch when the result does not match (for
+/// example `Some(v) = rx.recv()` stops listening once the channel is closed) and the
+/// select goes on with the others. `default => body` runs when no branch is ready
+/// right now, without waiting. With no `default`, a select whose branches are all
+/// disabled panics.
+///
+/// Must be used inside an `async` context. Cancel safe: dropping the select at an
+/// `.await` leaves every channel as if it had never been polled (a value already handed
+/// to a receiving branch goes back to the channel).
+#[proc_macro]
+pub fn select(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as select::SelectInput);
+    select::expand(input, quote!(::gort)).into()
 }
 
 #[derive(Copy, Clone, PartialEq, Eq)]

@@ -333,6 +333,12 @@ impl fmt::Debug for Handle {
     }
 }
 
+/// Runs `future` on the calling thread without entering a runtime (for the blocking
+/// channel operations of plain threads).
+pub(crate) fn block_on_plain<F: Future>(future: F) -> F::Output {
+    block_on::block_on(future)
+}
+
 /// Spawns a task on the current runtime: Go's `go f()`.
 ///
 /// The task starts running soon, on any worker, and keeps running even if the returned

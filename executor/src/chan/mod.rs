@@ -1,0 +1,730 @@
+//! Go's channels: `gort::chan`.
+//!
+//! ```
+//! # gort_executor::Runtime::new().unwrap().block_on(async {
+//! use gort_executor::chan;
+//!
+//! let (tx, rx) = chan::bounded::<u32>(0); // Go: make(chan uint32) — a rendezvous
+//! gort_executor::spawn(async move {
+//!     for i in 0..3 {
+//!         tx.send(i).await.unwrap(); // completes when a receiver took the value
+//!     }
+//!     // dropping the last sender closes the channel: close(c)
+//! });
+//! let mut got = vec![];
+//! while let Some(v) = rx.recv().await { // Go: for v := range c
+//!     got.push(v);
+//! }
+//! assert_eq!(got, [0, 1, 2]);
+//! # });
+//! ```
+//!
+//! | Go | gort |
+//! |----|------|
+//! | `make(chan T)` | `chan::bounded::<T>(0)` |
+//! | `make(chan T, n)` | `chan::bounded::<T>(n)` |
+//! | (none) | `chan::unbounded::<T>()` |
+//! | `c <- v` | `tx.send(v).await` (`Err(SendError(v))` once closed, instead of a panic) |
+//! | `v, ok := <-c` | `rx.recv().await` (`None` once closed and drained) |
+//! | `close(c)` | `tx.close()` / `rx.close()`, or drop every sender |
+//! | `len(c)`, `cap(c)` | `len()`, `capacity()` |
+//! | `select { .. default: }` | `gort::select! { .. default => .. }` |
+//!
+//! Both ends are `Clone` (multi-producer, multi-consumer). Dropping every `Sender`
+//! closes the channel (receivers drain what is buffered, then get `None`); dropping
+//! every `Receiver` closes it too, so sends fail instead of blocking forever.
+//! `send_blocking`/`recv_blocking` let plain threads take part. `Receiver` is a
+//! [`futures_core::Stream`].
+//!
+//! The channel is one lock around a buffer and two FIFO queues of waiters (see
+//! `state.rs`), as Go's `hchan` is; every hand-over happens under that lock, which is
+//! what makes rendezvous, `close` and `select` exact.
+
+mod error;
+pub(crate) mod select;
+mod state;
+
+pub use error::{RecvError, SendError, TryRecvError, TrySendError};
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+
+use self::select::{Action, IsChanOp, Reply, SelectBranch, Wrap};
+use self::state::{wake_all, State, Status, WakeList, Who};
+use crate::context;
+use crate::coop;
+use crate::loom::{lock, Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
+
+/// A channel of capacity `cap`. `cap == 0` is Go's unbuffered channel: a send completes
+/// only once a receiver has taken the value.
+pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    new(cap)
+}
+
+/// A channel whose sends never wait (its buffer grows as needed).
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    new(usize::MAX)
+}
+
+fn new<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan {
+        state: Mutex::new(State::new(cap)),
+        senders: AtomicUsize::new(1),
+        receivers: AtomicUsize::new(1),
+    });
+    (
+        Sender { chan: chan.clone() },
+        Receiver { chan, stream: None },
+    )
+}
+
+struct Chan<T> {
+    state: Mutex<State<T>>,
+    senders: AtomicUsize,
+    receivers: AtomicUsize,
+}
+
+impl<T> Chan<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        lock(&self.state)
+    }
+
+    fn close(&self) -> bool {
+        let mut wake = WakeList::new();
+        let closed = self.lock().close(&mut wake);
+        wake_all(wake);
+        closed
+    }
+
+    fn len(&self) -> usize {
+        self.lock().buf.len()
+    }
+
+    fn capacity(&self) -> Option<usize> {
+        let cap = self.lock().cap;
+        (cap != usize::MAX).then_some(cap)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let mut wake = WakeList::new();
+        let res = {
+            let mut st = self.lock();
+            if st.closed {
+                Err(TrySendError::Closed(value))
+            } else {
+                st.try_send(value, &mut wake).map_err(TrySendError::Full)
+            }
+        };
+        wake_all(wake);
+        res
+    }
+
+    fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut wake = WakeList::new();
+        let res = {
+            let mut st = self.lock();
+            match st.try_recv(&mut wake) {
+                Some(v) => Ok(v),
+                None if st.closed => Err(TryRecvError::Closed),
+                None => Err(TryRecvError::Empty),
+            }
+        };
+        wake_all(wake);
+        res
+    }
+}
+
+/// The sending end. Cheap to clone; the channel closes when the last one is dropped.
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// The receiving end. Cheap to clone (each value goes to exactly one receiver); the
+/// channel closes when the last one is dropped.
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+    /// The waiter of `poll_next` (the `Stream` impl), kept across polls.
+    stream: Option<RecvWait<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, waiting while the channel is full (for capacity 0: until a
+    /// receiver takes it). Go's `c <- v`.
+    ///
+    /// # Errors
+    /// `SendError(value)` when the channel is or becomes closed before the value was
+    /// taken: the value comes back.
+    ///
+    /// # Cancel safety
+    /// If the future is dropped, the value was either delivered (the send had completed)
+    /// or it is dropped with the future unsent; it is never delivered twice or half.
+    pub fn send(&self, value: T) -> Send<'_, T> {
+        Send {
+            chan: &self.chan,
+            value: Some(value),
+            key: None,
+        }
+    }
+
+    /// Sends without waiting.
+    ///
+    /// # Errors
+    /// `Full(value)` when it would wait, `Closed(value)` when the channel is closed.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.chan.try_send(value)
+    }
+
+    /// Sends from a thread that is not running async code, blocking it.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    ///
+    /// # Panics
+    /// When called from inside a gort runtime (a task or `block_on`): blocking there
+    /// could deadlock; use `.await`.
+    #[track_caller]
+    pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
+        assert_blocking_allowed("send_blocking");
+        crate::runtime::block_on_plain(self.send(value))
+    }
+
+    /// Closes the channel: pending and future sends fail, receivers drain the buffer and
+    /// then get `None`. Returns false if it was already closed.
+    pub fn close(&self) -> bool {
+        self.chan.close()
+    }
+
+    /// True once the channel is closed.
+    pub fn is_closed(&self) -> bool {
+        self.chan.is_closed()
+    }
+
+    /// Values waiting in the buffer (Go's `len(c)`).
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// True when the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity (Go's `cap(c)`), `None` for an unbounded channel.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+
+    /// True when both handles belong to the same channel.
+    pub fn same_channel(&self, other: &Sender<T>) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Receives a value, waiting until one is sent. `None` once the channel is closed and
+    /// drained. Go's `v, ok := <-c`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a value is taken only by a `recv` that returns it. If the future is
+    /// dropped after a sender handed it a value, the value goes to the next waiting
+    /// receiver or back to the front of the buffer.
+    pub fn recv(&self) -> Recv<'_, T> {
+        Recv {
+            chan: &self.chan,
+            wait: None,
+        }
+    }
+
+    /// Receives without waiting.
+    ///
+    /// # Errors
+    /// `Empty` when it would wait, `Closed` when closed and drained.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.try_recv()
+    }
+
+    /// Receives on a thread that is not running async code, blocking it.
+    ///
+    /// # Errors
+    /// `RecvError` once the channel is closed and drained.
+    ///
+    /// # Panics
+    /// When called from inside a gort runtime; use `.await` there.
+    #[track_caller]
+    pub fn recv_blocking(&self) -> Result<T, RecvError> {
+        assert_blocking_allowed("recv_blocking");
+        crate::runtime::block_on_plain(self.recv()).ok_or(RecvError)
+    }
+
+    /// Closes the channel (see [`Sender::close`]).
+    pub fn close(&self) -> bool {
+        self.chan.close()
+    }
+
+    /// True once the channel is closed.
+    pub fn is_closed(&self) -> bool {
+        self.chan.is_closed()
+    }
+
+    /// Values waiting in the buffer.
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// True when the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity, `None` for an unbounded channel.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+}
+
+#[track_caller]
+fn assert_blocking_allowed(what: &str) {
+    if context::is_entered() {
+        panic!(
+            "gort: chan::{what} called from async code; it would block a worker thread. \
+             Use `.await` on the async version instead."
+        );
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.senders.fetch_add(1, Ordering::Relaxed);
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.chan.close();
+        }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.receivers.fetch_add(1, Ordering::Relaxed);
+        Receiver {
+            chan: self.chan.clone(),
+            stream: None,
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        // The stream waiter (if any) gives back a value it was handed.
+        self.stream = None;
+        if self.chan.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.chan.close();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
+}
+
+// ----- receiving -----
+
+/// A registered receive: the waiter's key in the channel, and whether it belongs to a
+/// select (then its context decides who completes it).
+struct RecvWait<T> {
+    chan: Arc<Chan<T>>,
+    /// `None` once the outcome was taken (the slot is freed and may be reused).
+    key: Option<usize>,
+}
+
+impl<T> RecvWait<T> {
+    /// Takes the outcome if the waiter was paired or closed; `None` while waiting.
+    fn poll_done(&mut self, st: &mut State<T>) -> Option<Option<T>> {
+        let key = self.key?;
+        match st.waiters[key].status {
+            Status::Waiting => None,
+            Status::Done | Status::Closed => {
+                self.key = None;
+                Some(st.remove_waiter(key, false).value)
+            }
+        }
+    }
+}
+
+impl<T> Drop for RecvWait<T> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else {
+            return;
+        };
+        let mut wake = WakeList::new();
+        {
+            let mut st = self.chan.lock();
+            // A value handed to us that nobody will return goes back.
+            if let Some(v) = st.remove_waiter(key, false).value {
+                st.give_back(v, &mut wake);
+            }
+        }
+        wake_all(wake);
+    }
+}
+
+/// Future of [`Receiver::recv`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'a, T> {
+    chan: &'a Arc<Chan<T>>,
+    wait: Option<RecvWait<T>>,
+}
+
+impl<T> Unpin for Recv<'_, T> {}
+
+impl<T> Recv<'_, T> {
+    /// One receive step: take what is there, or register `who` as a waiter.
+    fn poll_step(&mut self, register: impl FnOnce() -> Who) -> Poll<Option<T>> {
+        let mut wake = WakeList::new();
+        let res = {
+            let mut st = self.chan.lock();
+            if let Some(wait) = &mut self.wait {
+                match wait.poll_done(&mut st) {
+                    Some(out) => {
+                        // Its key is cleared: dropping it touches nothing.
+                        self.wait = None;
+                        Poll::Ready(out)
+                    }
+                    None => Poll::Pending,
+                }
+            } else if let Some(v) = st.try_recv(&mut wake) {
+                Poll::Ready(Some(v))
+            } else if st.closed {
+                Poll::Ready(None)
+            } else {
+                let key = st.push_waiter(false, None, register());
+                self.wait = Some(RecvWait {
+                    chan: self.chan.clone(),
+                    key: Some(key),
+                });
+                Poll::Pending
+            }
+        };
+        wake_all(wake);
+        res
+    }
+}
+
+impl<T> Future for Recv<'_, T> {
+    type Output = Option<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let restore = std::task::ready!(coop::poll_proceed(cx));
+        if let Some(key) = self.wait.as_ref().and_then(|w| w.key) {
+            // Keep the stored waker current (a task may move between polls).
+            let mut st = self.chan.lock();
+            if let Who::Solo(w) = &mut st.waiters[key].who {
+                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *w = Some(cx.waker().clone());
+                }
+            }
+        }
+        let res = self.poll_step(|| Who::Solo(Some(cx.waker().clone())));
+        if res.is_ready() {
+            restore.made_progress();
+        }
+        res
+    }
+}
+
+impl<T> fmt::Debug for Recv<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recv").finish_non_exhaustive()
+    }
+}
+
+impl<T> Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = &mut *self;
+        let mut recv = Recv {
+            chan: &this.chan,
+            wait: this.stream.take(),
+        };
+        let res = Pin::new(&mut recv).poll(cx);
+        this.stream = recv.wait.take();
+        res
+    }
+}
+
+// ----- sending -----
+
+/// Future of [`Sender::send`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Send<'a, T> {
+    chan: &'a Arc<Chan<T>>,
+    /// The value, until it is sent or parked in a waiter slot.
+    value: Option<T>,
+    /// The waiter's key while registered.
+    key: Option<usize>,
+}
+
+impl<T> Unpin for Send<'_, T> {}
+
+impl<T> Send<'_, T> {
+    fn poll_step(&mut self, register: impl FnOnce() -> Who) -> Poll<Result<(), SendError<T>>> {
+        let mut wake = WakeList::new();
+        let res = {
+            let mut st = self.chan.lock();
+            if let Some(key) = self.key {
+                match st.waiters[key].status {
+                    Status::Waiting => Poll::Pending,
+                    Status::Done => {
+                        self.key = None;
+                        st.remove_waiter(key, true);
+                        Poll::Ready(Ok(()))
+                    }
+                    Status::Closed => {
+                        self.key = None;
+                        let w = st.remove_waiter(key, true);
+                        Poll::Ready(Err(SendError(
+                            w.value.expect("closed sender keeps its value"),
+                        )))
+                    }
+                }
+            } else {
+                let value = self.value.take().expect("Send polled after completion");
+                if st.closed {
+                    Poll::Ready(Err(SendError(value)))
+                } else {
+                    match st.try_send(value, &mut wake) {
+                        Ok(()) => Poll::Ready(Ok(())),
+                        Err(value) => {
+                            self.key = Some(st.push_waiter(true, Some(value), register()));
+                            Poll::Pending
+                        }
+                    }
+                }
+            }
+        };
+        wake_all(wake);
+        res
+    }
+
+    /// Removes the waiter, taking the value back (the select gave up on this branch).
+    fn unregister(&mut self) {
+        if let Some(key) = self.key.take() {
+            let w = self.chan.lock().remove_waiter(key, true);
+            debug_assert_eq!(w.status, Status::Waiting);
+            self.value = w.value;
+        }
+    }
+}
+
+impl<T> Future for Send<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let restore = std::task::ready!(coop::poll_proceed(cx));
+        if let Some(key) = self.key {
+            let mut st = self.chan.lock();
+            if let Who::Solo(w) = &mut st.waiters[key].who {
+                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *w = Some(cx.waker().clone());
+                }
+            }
+        }
+        let res = self.poll_step(|| Who::Solo(Some(cx.waker().clone())));
+        if res.is_ready() {
+            restore.made_progress();
+        }
+        res
+    }
+}
+
+impl<T> Drop for Send<'_, T> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            // Waiting: the value is dropped unsent. Done: it was delivered. Closed: it
+            // is dropped. In every case the slot goes.
+            let w = self.chan.lock().remove_waiter(key, true);
+            drop(w);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Send<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Send").finish_non_exhaustive()
+    }
+}
+
+// ----- select! branches -----
+
+/// A `recv()` inside `select!`.
+#[doc(hidden)]
+#[allow(missing_debug_implementations)]
+pub struct RecvBranch<'a, T>(Recv<'a, T>);
+
+/// A `send()` inside `select!`.
+#[doc(hidden)]
+#[allow(missing_debug_implementations)]
+pub struct SendBranch<'a, T>(Send<'a, T>);
+
+impl<'a, T> IsChanOp for &Wrap<Recv<'a, T>> {
+    type Branch = RecvBranch<'a, T>;
+    fn __gort_select_branch(&self) -> RecvBranch<'a, T> {
+        RecvBranch(self.take())
+    }
+}
+
+impl<'a, T> IsChanOp for &Wrap<Send<'a, T>> {
+    type Branch = SendBranch<'a, T>;
+    fn __gort_select_branch(&self) -> SendBranch<'a, T> {
+        SendBranch(self.take())
+    }
+}
+
+impl<T> SelectBranch for RecvBranch<'_, T> {
+    type Output = Option<T>;
+
+    fn drive(
+        mut self: Pin<&mut Self>,
+        action: Action<'_>,
+        _cx: &mut Context<'_>,
+    ) -> Reply<Option<T>> {
+        let recv = &mut self.0;
+        match action {
+            Action::Try => {
+                let mut wake = WakeList::new();
+                let res = {
+                    let mut st = recv.chan.lock();
+                    match st.try_recv(&mut wake) {
+                        Some(v) => Reply::Ready(Some(v)),
+                        None if st.closed => Reply::Ready(None),
+                        None => Reply::Pending,
+                    }
+                };
+                wake_all(wake);
+                res
+            }
+            Action::Register(ctx, op) => {
+                let mut st = recv.chan.lock();
+                if st.recv_ready(Some(ctx)) {
+                    return Reply::ReadyNow;
+                }
+                let key = st.push_waiter(
+                    false,
+                    None,
+                    Who::Select {
+                        ctx: ctx.clone(),
+                        op,
+                    },
+                );
+                recv.wait = Some(RecvWait {
+                    chan: recv.chan.clone(),
+                    key: Some(key),
+                });
+                Reply::Pending
+            }
+            Action::Unregister => {
+                // Dropping the wait removes the waiter (and gives back any value).
+                recv.wait = None;
+                Reply::Pending
+            }
+            Action::TakeSelected => {
+                match recv.poll_step(|| unreachable!("selected branches are registered")) {
+                    Poll::Ready(v) => Reply::Ready(v),
+                    Poll::Pending => Reply::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<T> SelectBranch for SendBranch<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn drive(
+        mut self: Pin<&mut Self>,
+        action: Action<'_>,
+        _cx: &mut Context<'_>,
+    ) -> Reply<Self::Output> {
+        let send = &mut self.0;
+        match action {
+            Action::Try => {
+                let mut wake = WakeList::new();
+                let res = {
+                    let mut st = send.chan.lock();
+                    let value = send
+                        .value
+                        .take()
+                        .expect("send branch tried after completion");
+                    if st.closed {
+                        Reply::Ready(Err(SendError(value)))
+                    } else {
+                        match st.try_send(value, &mut wake) {
+                            Ok(()) => Reply::Ready(Ok(())),
+                            Err(value) => {
+                                send.value = Some(value);
+                                Reply::Pending
+                            }
+                        }
+                    }
+                };
+                wake_all(wake);
+                res
+            }
+            Action::Register(ctx, op) => {
+                let mut st = send.chan.lock();
+                if st.send_ready(Some(ctx)) {
+                    return Reply::ReadyNow;
+                }
+                let value = send.value.take();
+                send.key = Some(st.push_waiter(
+                    true,
+                    value,
+                    Who::Select {
+                        ctx: ctx.clone(),
+                        op,
+                    },
+                ));
+                Reply::Pending
+            }
+            Action::Unregister => {
+                send.unregister();
+                Reply::Pending
+            }
+            Action::TakeSelected => {
+                match send.poll_step(|| unreachable!("selected branches are registered")) {
+                    Poll::Ready(v) => Reply::Ready(v),
+                    Poll::Pending => Reply::Pending,
+                }
+            }
+        }
+    }
+}
+
+/// Support for `gort::select!`; not a public API.
+#[doc(hidden)]
+pub mod __select {
+    pub use super::select::{drive, IsChanOp, IsFuture, Reply, Select, Wrap};
+}
