@@ -31,6 +31,10 @@ pub mod task {
     pub use gort_executor::task::*;
 }
 
+/// Go's `sync` package (and `context`): `Mutex`, `RwLock`, `WaitGroup`, `Once`,
+/// `OnceCell`, `Barrier`, `Semaphore`, `Notify` and `Context`, as futures.
+pub use gort_executor::sync;
+
 /// The runtime and its configuration.
 pub mod runtime {
     pub use gort_executor::park::{Park, ThreadParker, Unpark};

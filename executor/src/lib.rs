@@ -6,9 +6,9 @@
 //! reactor can take over how idle workers sleep. Applications use it through the `gort`
 //! facade crate.
 //!
-//! `unsafe` lives in three leaf modules: `task::raw` (the task cell), `sched::queue`
-//! (the lock-free run queue) and the pin projection in `coop`. Every other module
-//! forbids it.
+//! `unsafe` lives in a few leaf modules: `task::raw` (the task cell), `sched::queue`
+//! (the lock-free run queue), the cells of `sync::mutex` and `sync::rwlock`, and two pin
+//! projections (`coop`, `chan::select`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
@@ -21,6 +21,7 @@ mod loom;
 pub mod park;
 pub mod runtime;
 mod sched;
+pub mod sync;
 pub mod task;
 
 pub use runtime::{spawn, spawn_blocking, Builder, Handle, Runtime};

@@ -44,6 +44,11 @@ mod error;
 pub(crate) mod select;
 mod state;
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+#[cfg(all(test, not(loom)))]
+mod tests;
+
 pub use error::{RecvError, SendError, TryRecvError, TrySendError};
 
 use std::fmt;

@@ -205,8 +205,15 @@ thread_local! {
     static RNG: Cell<u64> = const { Cell::new(0) };
 }
 
-/// A fresh random `u64` (xorshift64*, per thread, seeded from the thread's address
-/// space and a counter so threads differ).
+/// Under loom the branch order must not depend on anything loom does not control.
+#[cfg(loom)]
+fn next_random() -> u64 {
+    0
+}
+
+/// A fresh random `u64` (xorshift64*, per thread, seeded from a process-wide counter so
+/// threads differ).
+#[cfg(not(loom))]
 fn next_random() -> u64 {
     RNG.with(|r| {
         let mut x = r.get();
