@@ -54,7 +54,7 @@ pub use error::{RecvError, SendError, TryRecvError, TrySendError};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 
@@ -118,6 +118,19 @@ impl<T> Chan<T> {
         self.lock().closed
     }
 
+    /// A receive gives up waiter `key`: it leaves the queue, and a value it was handed
+    /// but will never return goes back to the channel.
+    fn cancel_recv(&self, key: usize) {
+        let mut wake = WakeList::new();
+        {
+            let mut st = self.lock();
+            if let Some(v) = st.remove_waiter(key, false).value {
+                st.give_back(v, &mut wake);
+            }
+        }
+        wake_all(wake);
+    }
+
     fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let mut wake = WakeList::new();
         let res = {
@@ -156,8 +169,8 @@ pub struct Sender<T> {
 /// channel closes when the last one is dropped.
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
-    /// The waiter of `poll_next` (the `Stream` impl), kept across polls.
-    stream: Option<RecvWait<T>>,
+    /// The waiter key of `poll_next` (the `Stream` impl), kept across polls.
+    stream: Option<usize>,
 }
 
 impl<T> Sender<T> {
@@ -244,7 +257,7 @@ impl<T> Receiver<T> {
     pub fn recv(&self) -> Recv<'_, T> {
         Recv {
             chan: &self.chan,
-            wait: None,
+            key: None,
         }
     }
 
@@ -334,8 +347,10 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        // The stream waiter (if any) gives back a value it was handed.
-        self.stream = None;
+        // The stream's waiter (if any) goes, giving back a value it was handed.
+        if let Some(key) = self.stream.take() {
+            self.chan.cancel_recv(key);
+        }
         if self.chan.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.chan.close();
         }
@@ -356,79 +371,46 @@ impl<T> fmt::Debug for Receiver<T> {
 
 // ----- receiving -----
 
-/// A registered receive: the waiter's key in the channel, and whether it belongs to a
-/// select (then its context decides who completes it).
-struct RecvWait<T> {
-    chan: Arc<Chan<T>>,
-    /// `None` once the outcome was taken (the slot is freed and may be reused).
-    key: Option<usize>,
-}
-
-impl<T> RecvWait<T> {
-    /// Takes the outcome if the waiter was paired or closed; `None` while waiting.
-    fn poll_done(&mut self, st: &mut State<T>) -> Option<Option<T>> {
-        let key = self.key?;
-        match st.waiters[key].status {
-            Status::Waiting => None,
-            Status::Done | Status::Closed => {
-                self.key = None;
-                Some(st.remove_waiter(key, false).value)
-            }
-        }
-    }
-}
-
-impl<T> Drop for RecvWait<T> {
-    fn drop(&mut self) {
-        let Some(key) = self.key.take() else {
-            return;
-        };
-        let mut wake = WakeList::new();
-        {
-            let mut st = self.chan.lock();
-            // A value handed to us that nobody will return goes back.
-            if let Some(v) = st.remove_waiter(key, false).value {
-                st.give_back(v, &mut wake);
-            }
-        }
-        wake_all(wake);
-    }
-}
-
 /// Future of [`Receiver::recv`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Recv<'a, T> {
     chan: &'a Arc<Chan<T>>,
-    wait: Option<RecvWait<T>>,
+    /// The waiter's key while registered.
+    key: Option<usize>,
 }
 
 impl<T> Unpin for Recv<'_, T> {}
 
 impl<T> Recv<'_, T> {
-    /// One receive step: take what is there, or register `who` as a waiter.
-    fn poll_step(&mut self, register: impl FnOnce() -> Who) -> Poll<Option<T>> {
+    /// One receive step: take what is there, or register `who` as a waiter. While
+    /// waiting, `refresh` (a plain receive's current waker) replaces a stale one.
+    fn poll_step(
+        &mut self,
+        refresh: Option<&Waker>,
+        register: impl FnOnce() -> Who,
+    ) -> Poll<Option<T>> {
         let mut wake = WakeList::new();
         let res = {
             let mut st = self.chan.lock();
-            if let Some(wait) = &mut self.wait {
-                match wait.poll_done(&mut st) {
-                    Some(out) => {
-                        // Its key is cleared: dropping it touches nothing.
-                        self.wait = None;
-                        Poll::Ready(out)
+            if let Some(key) = self.key {
+                match st.waiters[key].status {
+                    Status::Done | Status::Closed => {
+                        self.key = None;
+                        Poll::Ready(st.remove_waiter(key, false).value)
                     }
-                    None => Poll::Pending,
+                    Status::Waiting => {
+                        if let Some(waker) = refresh {
+                            st.refresh_waker(key, waker);
+                        }
+                        Poll::Pending
+                    }
                 }
             } else if let Some(v) = st.try_recv(&mut wake) {
                 Poll::Ready(Some(v))
             } else if st.closed {
                 Poll::Ready(None)
             } else {
-                let key = st.push_waiter(false, None, register());
-                self.wait = Some(RecvWait {
-                    chan: self.chan.clone(),
-                    key: Some(key),
-                });
+                self.key = Some(st.push_waiter(false, None, register()));
                 Poll::Pending
             }
         };
@@ -442,20 +424,19 @@ impl<T> Future for Recv<'_, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let restore = std::task::ready!(coop::poll_proceed(cx));
-        if let Some(key) = self.wait.as_ref().and_then(|w| w.key) {
-            // Keep the stored waker current (a task may move between polls).
-            let mut st = self.chan.lock();
-            if let Who::Solo(w) = &mut st.waiters[key].who {
-                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *w = Some(cx.waker().clone());
-                }
-            }
-        }
-        let res = self.poll_step(|| Who::Solo(Some(cx.waker().clone())));
+        let res = self.poll_step(Some(cx.waker()), || Who::Solo(Some(cx.waker().clone())));
         if res.is_ready() {
             restore.made_progress();
         }
         res
+    }
+}
+
+impl<T> Drop for Recv<'_, T> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.chan.cancel_recv(key);
+        }
     }
 }
 
@@ -472,10 +453,11 @@ impl<T> Stream for Receiver<T> {
         let this = &mut *self;
         let mut recv = Recv {
             chan: &this.chan,
-            wait: this.stream.take(),
+            key: this.stream.take(),
         };
         let res = Pin::new(&mut recv).poll(cx);
-        this.stream = recv.wait.take();
+        // Keep the registration for the next poll rather than dropping it.
+        this.stream = recv.key.take();
         res
     }
 }
@@ -495,13 +477,22 @@ pub struct Send<'a, T> {
 impl<T> Unpin for Send<'_, T> {}
 
 impl<T> Send<'_, T> {
-    fn poll_step(&mut self, register: impl FnOnce() -> Who) -> Poll<Result<(), SendError<T>>> {
+    fn poll_step(
+        &mut self,
+        refresh: Option<&Waker>,
+        register: impl FnOnce() -> Who,
+    ) -> Poll<Result<(), SendError<T>>> {
         let mut wake = WakeList::new();
         let res = {
             let mut st = self.chan.lock();
             if let Some(key) = self.key {
                 match st.waiters[key].status {
-                    Status::Waiting => Poll::Pending,
+                    Status::Waiting => {
+                        if let Some(waker) = refresh {
+                            st.refresh_waker(key, waker);
+                        }
+                        Poll::Pending
+                    }
                     Status::Done => {
                         self.key = None;
                         st.remove_waiter(key, true);
@@ -549,15 +540,7 @@ impl<T> Future for Send<'_, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let restore = std::task::ready!(coop::poll_proceed(cx));
-        if let Some(key) = self.key {
-            let mut st = self.chan.lock();
-            if let Who::Solo(w) = &mut st.waiters[key].who {
-                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *w = Some(cx.waker().clone());
-                }
-            }
-        }
-        let res = self.poll_step(|| Who::Solo(Some(cx.waker().clone())));
+        let res = self.poll_step(Some(cx.waker()), || Who::Solo(Some(cx.waker().clone())));
         if res.is_ready() {
             restore.made_progress();
         }
@@ -636,27 +619,25 @@ impl<T> SelectBranch for RecvBranch<'_, T> {
                 if st.recv_ready(Some(ctx)) {
                     return Reply::ReadyNow;
                 }
-                let key = st.push_waiter(
+                recv.key = Some(st.push_waiter(
                     false,
                     None,
                     Who::Select {
                         ctx: ctx.clone(),
                         op,
                     },
-                );
-                recv.wait = Some(RecvWait {
-                    chan: recv.chan.clone(),
-                    key: Some(key),
-                });
+                ));
                 Reply::Pending
             }
             Action::Unregister => {
-                // Dropping the wait removes the waiter (and gives back any value).
-                recv.wait = None;
+                // Removes the waiter (and gives back a value, if one was handed over).
+                if let Some(key) = recv.key.take() {
+                    recv.chan.cancel_recv(key);
+                }
                 Reply::Pending
             }
             Action::TakeSelected => {
-                match recv.poll_step(|| unreachable!("selected branches are registered")) {
+                match recv.poll_step(None, || unreachable!("selected branches are registered")) {
                     Poll::Ready(v) => Reply::Ready(v),
                     Poll::Pending => Reply::Pending,
                 }
@@ -719,7 +700,7 @@ impl<T> SelectBranch for SendBranch<'_, T> {
                 Reply::Pending
             }
             Action::TakeSelected => {
-                match send.poll_step(|| unreachable!("selected branches are registered")) {
+                match send.poll_step(None, || unreachable!("selected branches are registered")) {
                     Poll::Ready(v) => Reply::Ready(v),
                     Poll::Pending => Reply::Pending,
                 }

@@ -57,20 +57,49 @@ pub(crate) struct Waiter<T> {
     pub(crate) who: Who,
 }
 
-/// Wakers collected under the lock, woken after it is released.
-pub(crate) type WakeList = Vec<Wake>;
+/// Wakers collected under the lock, woken after it is released. Almost every
+/// operation wakes at most one party, so the first is kept inline: the hot path does
+/// not allocate.
+#[derive(Default)]
+pub(crate) struct WakeList {
+    first: Option<Wake>,
+    rest: Vec<Wake>,
+}
+
+impl WakeList {
+    pub(crate) fn new() -> WakeList {
+        WakeList::default()
+    }
+
+    fn push(&mut self, w: Wake) {
+        if self.first.is_none() {
+            self.first = Some(w);
+        } else {
+            self.rest.push(w);
+        }
+    }
+}
 
 pub(crate) enum Wake {
     Waker(Waker),
     Ctx(Arc<SelectCtx>),
 }
 
-pub(crate) fn wake_all(list: WakeList) {
-    for w in list {
-        match w {
+impl Wake {
+    fn wake(self) {
+        match self {
             Wake::Waker(w) => w.wake(),
             Wake::Ctx(ctx) => ctx.wake(),
         }
+    }
+}
+
+pub(crate) fn wake_all(list: WakeList) {
+    if let Some(w) = list.first {
+        w.wake();
+    }
+    if !list.rest.is_empty() {
+        list.rest.into_iter().for_each(Wake::wake);
     }
 }
 
@@ -191,6 +220,15 @@ impl<T> State<T> {
                 me.is_none_or(|me| !Arc::ptr_eq(me, ctx)) && ctx.is_waiting()
             }
         })
+    }
+
+    /// A plain waiter was polled again, maybe by another task's waker: keep it current.
+    pub(crate) fn refresh_waker(&mut self, key: usize, waker: &Waker) {
+        if let Who::Solo(w) = &mut self.waiters[key].who {
+            if !w.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *w = Some(waker.clone());
+            }
+        }
     }
 
     /// Enqueues a waiter; returns its key.

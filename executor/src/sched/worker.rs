@@ -64,7 +64,8 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 const EVENT_INTERVAL: u32 = 61;
 
 /// Consecutive runs from the LIFO slot before it is switched off for the rest of the
-/// tick, so two tasks waking each other cannot starve the queue (tokio uses 3).
+/// tick while other tasks are queued, so two tasks waking each other cannot starve the
+/// queue (tokio uses 3).
 const MAX_LIFO_POLLS_PER_TICK: usize = 3;
 
 /// State shared by every worker of one runtime, and by its handles.
@@ -230,7 +231,12 @@ impl WorkerContext {
                     return core;
                 }
                 lifo_polls += 1;
-                if lifo_polls >= MAX_LIFO_POLLS_PER_TICK {
+                // The cap protects queued work; with nothing queued there is nobody to
+                // starve, and handing the task to the queue would only invite a
+                // cross-thread steal of a ping-pong.
+                if lifo_polls >= MAX_LIFO_POLLS_PER_TICK
+                    && (core.run_queue.has_tasks() || !self.shared().inject.is_empty())
+                {
                     core.lifo_enabled = false;
                 }
                 *self.core.borrow_mut() = Some(core);
