@@ -260,17 +260,30 @@ impl Select {
         self.disabled & (1 << i) == 0
     }
 
-    fn unregister_all<O>(
+    /// Leaves the registered state: aborts the context and unregisters every branch,
+    /// unless a counterparty completed branch `i` first; then that branch's result is
+    /// returned (or, if it does not match its pattern, the branch is disabled).
+    fn stop_waiting<O>(
         &mut self,
         cx: &mut Context<'_>,
         f: &mut impl FnMut(usize, Action<'_>, &mut Context<'_>) -> Reply<Option<O>>,
-    ) {
+    ) -> Option<O> {
+        let won = self.ctx.abort().err();
         for i in 0..self.n {
-            if self.enabled(i) {
+            if self.enabled(i) && Some(i) != won {
                 f(i, Action::Unregister, cx);
             }
         }
         self.registered = false;
+        let won = won?;
+        match f(won, Action::TakeSelected, cx) {
+            Reply::Ready(Some(o)) => Some(o),
+            Reply::Ready(None) => {
+                self.disabled |= 1 << won;
+                None
+            }
+            Reply::Pending | Reply::ReadyNow => None,
+        }
     }
 
     /// Polls the select. `f(i, action, cx)` drives branch `i`; its `Ready(None)` means
@@ -288,25 +301,9 @@ impl Select {
 
         // Step 0.
         if self.registered {
-            match self.ctx.abort() {
-                Ok(()) => self.unregister_all(cx, &mut f),
-                Err(won) => {
-                    for i in (0..self.n).filter(|&i| i != won) {
-                        if self.enabled(i) {
-                            f(i, Action::Unregister, cx);
-                        }
-                    }
-                    self.registered = false;
-                    if let Reply::Ready(out) = f(won, Action::TakeSelected, cx) {
-                        match out {
-                            Some(o) => {
-                                restore.made_progress();
-                                return Poll::Ready(Some(o));
-                            }
-                            None => self.disabled |= 1 << won,
-                        }
-                    }
-                }
+            if let Some(o) = self.stop_waiting(cx, &mut f) {
+                restore.made_progress();
+                return Poll::Ready(Some(o));
             }
         }
 
@@ -362,25 +359,9 @@ impl Select {
             if !ready_now {
                 return Poll::Pending;
             }
-            match self.ctx.abort() {
-                Ok(()) => self.unregister_all(cx, &mut f),
-                Err(won) => {
-                    for i in (0..self.n).filter(|&i| i != won) {
-                        if self.enabled(i) {
-                            f(i, Action::Unregister, cx);
-                        }
-                    }
-                    self.registered = false;
-                    if let Reply::Ready(out) = f(won, Action::TakeSelected, cx) {
-                        match out {
-                            Some(o) => {
-                                restore.made_progress();
-                                return Poll::Ready(Some(o));
-                            }
-                            None => self.disabled |= 1 << won,
-                        }
-                    }
-                }
+            if let Some(o) = self.stop_waiting(cx, &mut f) {
+                restore.made_progress();
+                return Poll::Ready(Some(o));
             }
         }
     }
