@@ -28,6 +28,7 @@ pub use gort_macros::{main, select, test};
 /// Tasks: join handles, errors, yielding and the cooperative budget.
 pub mod task {
     pub use gort_executor::coop;
+    pub use gort_executor::runtime::block_in_place;
     pub use gort_executor::task::*;
 }
 

@@ -6,9 +6,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Runtime, ThreadNameFn};
+use super::{monitor, Runtime, ThreadNameFn};
 use crate::blocking;
 use crate::park::{Park, ThreadParker};
+use crate::sched::worker::ThreadConfig;
 
 /// Go's default cap on threads is 10,000; tokio's blocking pool defaults to 512. Blocking
 /// threads mostly sleep in syscalls, so hundreds are cheap; beyond that a program is
@@ -23,6 +24,10 @@ pub const DEFAULT_BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(10);
 pub const ENV_WORKERS: &str = "GORT_WORKERS";
 /// Environment variable: cap on blocking-pool threads.
 pub const ENV_MAX_BLOCKING: &str = "GORT_MAX_BLOCKING";
+/// Environment variable: debugging knobs, Go's `GODEBUG` style, comma-separated:
+/// `handoff=MS` (blocking threshold in ms, 0 = off), `schedtrace=MS` (print a scheduler
+/// line every MS ms).
+pub const ENV_DEBUG: &str = "GORT_DEBUG";
 
 type ParkFactory = Arc<dyn Fn(usize) -> io::Result<Box<dyn Park>> + Send + Sync>;
 
@@ -43,6 +48,7 @@ pub struct Builder {
     thread_stack_size: Option<usize>,
     keep_alive: Duration,
     park_factory: Option<ParkFactory>,
+    blocking_threshold: Option<Duration>,
 }
 
 impl Default for Builder {
@@ -73,6 +79,7 @@ impl Builder {
             thread_stack_size: None,
             keep_alive: DEFAULT_BLOCKING_KEEP_ALIVE,
             park_factory: None,
+            blocking_threshold: None,
         }
     }
 
@@ -123,6 +130,14 @@ impl Builder {
         self
     }
 
+    /// How long a task poll may run, with other tasks waiting behind it, before the
+    /// monitor moves its worker's queue, timers and I/O to a fresh thread (default
+    /// 10 ms; `Duration::ZERO` turns hand-offs off). Overrides `GORT_DEBUG=handoff=`.
+    pub fn blocking_threshold(&mut self, d: Duration) -> &mut Self {
+        self.blocking_threshold = Some(d);
+        self
+    }
+
     /// How workers sleep: `f(worker_index)` makes each worker's [`Park`]. The default is
     /// a [`ThreadParker`]; the I/O reactor passes a driver here so that a sleeping worker
     /// also waits for I/O.
@@ -161,12 +176,23 @@ impl Builder {
             thread_name: self.thread_name.clone(),
             stack_size: self.thread_stack_size,
         };
-        Runtime::start(
-            parks,
-            blocking,
-            self.thread_name.clone(),
-            self.thread_stack_size,
-        )
+        let debug = match std::env::var_os(ENV_DEBUG) {
+            Some(raw) => parse_debug(raw.to_str())?,
+            None => Debug::default(),
+        };
+        let threshold = self
+            .blocking_threshold
+            .or(debug.handoff)
+            .unwrap_or(monitor::DEFAULT_BLOCKING_THRESHOLD);
+        let monitor = monitor::Config {
+            threshold: (!threshold.is_zero()).then_some(threshold),
+            schedtrace: debug.schedtrace,
+        };
+        let threads = ThreadConfig {
+            name: self.thread_name.clone(),
+            stack_size: self.thread_stack_size,
+        };
+        Runtime::start(parks, blocking, threads, monitor)
     }
 }
 
@@ -204,9 +230,61 @@ pub(crate) fn parse_count(name: &str, raw: Option<&str>) -> io::Result<Option<us
     }
 }
 
+/// Settings from `GORT_DEBUG`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Debug {
+    pub(crate) handoff: Option<Duration>,
+    pub(crate) schedtrace: Option<Duration>,
+}
+
+pub(crate) fn parse_debug(raw: Option<&str>) -> io::Result<Debug> {
+    let bad = |what: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{ENV_DEBUG}: {what}; expected comma-separated settings such as {ENV_DEBUG}=schedtrace=1000,handoff=10"),
+        )
+    };
+    let text = raw.ok_or_else(|| bad("not UTF-8".to_owned()))?;
+    let mut debug = Debug::default();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (key, value) = item
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{item:?} has no value")))?;
+        let ms: u64 = value
+            .trim()
+            .trim_end_matches("ms")
+            .parse()
+            .map_err(|_| bad(format!("{key}={value:?} is not a number of milliseconds")))?;
+        let d = Duration::from_millis(ms);
+        match key.trim() {
+            "handoff" => debug.handoff = Some(d),
+            "schedtrace" => debug.schedtrace = (ms > 0).then_some(d),
+            other => return Err(bad(format!("unknown setting {other:?}"))),
+        }
+    }
+    Ok(debug)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_count;
+    use super::{parse_count, parse_debug, Debug};
+    use std::time::Duration;
+
+    #[test]
+    fn rt_gort_debug_parses_and_rejects() {
+        assert_eq!(parse_debug(Some("")).unwrap(), Debug::default());
+        let d = parse_debug(Some("schedtrace=1000, handoff=5ms")).unwrap();
+        assert_eq!(d.schedtrace, Some(Duration::from_millis(1000)));
+        assert_eq!(d.handoff, Some(Duration::from_millis(5)));
+        assert_eq!(
+            parse_debug(Some("handoff=0")).unwrap().handoff,
+            Some(Duration::ZERO)
+        );
+        for bad in ["handoff", "handoff=soon", "gctrace=1"] {
+            let err = parse_debug(Some(bad)).unwrap_err();
+            assert!(err.to_string().contains("GORT_DEBUG"), "{err}");
+        }
+    }
 
     #[test]
     fn rt_env_count_parses_and_rejects() {

@@ -46,6 +46,21 @@ impl RuntimeMetrics {
         self.handle.shared.idle.num_searching()
     }
 
+    /// Ps handed to a fresh thread because their thread was stuck in a poll (or called
+    /// `block_in_place`).
+    pub fn num_handoffs(&self) -> u64 {
+        self.handle
+            .shared
+            .handoffs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Worker threads alive: one per worker, plus threads finishing a poll after their
+    /// worker was handed off.
+    pub fn num_worker_threads(&self) -> usize {
+        self.handle.shared.num_threads()
+    }
+
     /// Threads of the blocking pool, busy or idle.
     pub fn num_blocking_threads(&self) -> usize {
         self.handle.shared.blocking.num_threads()

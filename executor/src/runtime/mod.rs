@@ -20,12 +20,14 @@
 mod block_on;
 mod builder;
 mod metrics;
+pub(crate) mod monitor;
 
 pub use builder::{
-    Builder, DEFAULT_BLOCKING_KEEP_ALIVE, DEFAULT_MAX_BLOCKING_THREADS, ENV_MAX_BLOCKING,
-    ENV_WORKERS,
+    Builder, DEFAULT_BLOCKING_KEEP_ALIVE, DEFAULT_MAX_BLOCKING_THREADS, ENV_DEBUG,
+    ENV_MAX_BLOCKING, ENV_WORKERS,
 };
 pub use metrics::RuntimeMetrics;
+pub use monitor::{DEFAULT_BLOCKING_THRESHOLD, MAX_TICK, MIN_TICK};
 
 use std::fmt;
 use std::future::Future;
@@ -62,8 +64,8 @@ const NO_RUNTIME: &str = "gort: there is no current runtime on this thread. Star
 /// ```
 pub struct Runtime {
     handle: Handle,
-    /// Worker threads; `None` after shutdown.
-    threads: Option<Vec<std::thread::JoinHandle<()>>>,
+    /// False once shut down.
+    running: bool,
 }
 
 /// A reference to a runtime that can spawn tasks from any thread. Cheap to clone.
@@ -89,32 +91,20 @@ impl Runtime {
     pub(crate) fn start(
         parks: Vec<Box<dyn Park>>,
         blocking: blocking::Config,
-        thread_name: ThreadNameFn,
-        stack_size: Option<usize>,
+        threads: worker::ThreadConfig,
+        monitor: monitor::Config,
     ) -> io::Result<Runtime> {
-        let (shared, cores) = worker::create(parks, BlockingPool::new(blocking));
+        let (shared, cores) = worker::create(parks, BlockingPool::new(blocking), threads);
         let handle = Handle { shared };
         let mut rt = Runtime {
             handle: handle.clone(),
-            threads: Some(Vec::with_capacity(cores.len())),
+            running: true,
         };
-        let total = cores.len();
-        for (started, core) in cores.into_iter().enumerate() {
-            let mut builder = std::thread::Builder::new().name(thread_name());
-            if let Some(size) = stack_size {
-                builder = builder.stack_size(size);
-            }
-            let h = handle.clone();
-            match builder.spawn(move || worker::run(h, core)) {
-                Ok(t) => rt.threads.as_mut().expect("not shut down").push(t),
-                Err(err) => {
-                    // Workers that did start exit through the normal shutdown (when
-                    // `rt` drops); the ones that never ran count as exited.
-                    rt.handle.shared.abandon_workers(total - started);
-                    return Err(err);
-                }
-            }
+        for core in cores {
+            // On failure `rt` drops: the workers that did start are shut down.
+            worker::spawn_worker(&handle, core).map_err(|(err, _)| err)?;
         }
+        monitor::start(&handle, monitor).inspect_err(|_| rt.shutdown(None))?;
         Ok(rt)
     }
 
@@ -179,9 +169,9 @@ impl Runtime {
     }
 
     fn shutdown(&mut self, deadline: Option<Instant>) {
-        let Some(threads) = self.threads.take() else {
+        if !std::mem::replace(&mut self.running, false) {
             return;
-        };
+        }
         let shared = &self.handle.shared;
         // Futures dropped here may call `gort::spawn`; let them find this (closed)
         // runtime, whose spawns are cancelled at once, rather than panic.
@@ -193,14 +183,10 @@ impl Runtime {
         drop(shared.inject.close());
         shared.begin_shutdown();
         // Step 3.
+        // Workers (and threads retiring after a hand-off) are counted, not joined:
+        // threads started by the monitor have no join handle here.
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if shared.wait_workers(remaining) {
-            for t in threads {
-                // Workers never unwind (task panics are caught), so join cannot fail
-                // with a payload worth propagating.
-                let _ = t.join();
-            }
-        }
+        shared.wait_workers(remaining);
         shared.blocking.shutdown(deadline);
         // Anything woken meanwhile was refused by the closed injector.
     }
@@ -208,7 +194,7 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        if self.threads.is_none() {
+        if !self.running {
             return;
         }
         if context::is_entered() {
@@ -358,6 +344,22 @@ where
         Some(join) => join,
         None => panic!("{NO_RUNTIME}"),
     }
+}
+
+/// Runs `f`, which may block, on the current thread without stalling the other tasks of
+/// this worker: the worker's queue, timers and I/O are first handed to a fresh thread
+/// (what the monitor does by itself after the blocking threshold; this does it at
+/// once). After `f`, the calling task continues its poll on this thread, which then
+/// retires. Outside a worker thread, just calls `f`.
+///
+/// Prefer [`spawn_blocking`] for work that need not borrow from the task.
+pub fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
+    context::with_worker(|w| {
+        if let Some(w) = w {
+            w.hand_off_now();
+        }
+    });
+    f()
 }
 
 /// Runs a blocking function on the current runtime's blocking pool, so it does not stall

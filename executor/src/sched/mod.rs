@@ -9,6 +9,7 @@
 pub(crate) mod idle;
 pub(crate) mod inject;
 pub(crate) mod queue;
+mod slot;
 pub(crate) mod worker;
 
 #[cfg(all(test, loom))]

@@ -38,20 +38,21 @@
 //! unparks every worker. A worker sees the flag at its next tick or wake-up, drops its
 //! queued references and exits; the runtime then cancels the remaining tasks.
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::idle::Idle;
 use super::inject::Inject;
 use super::queue::{self, Local, Steal};
+use super::slot::CoreSlot;
 use super::FastRand;
 use crate::blocking::BlockingPool;
 use crate::context;
 use crate::coop;
 use crate::park::{Park, Unpark};
-use crate::runtime::Handle;
+use crate::runtime::{Handle, ThreadNameFn};
 use crate::task::{Notified, OwnedTasks, Schedule, Task};
 
 /// Ticks between looks at the injector ahead of the local queue, so tasks spawned from
@@ -76,15 +77,39 @@ pub(crate) struct Shared {
     pub(crate) owned: OwnedTasks,
     pub(crate) blocking: BlockingPool,
     shutdown: AtomicBool,
-    /// Workers that have left their loop; guarded for `wait_workers`.
-    exited: Mutex<usize>,
-    exited_cv: Condvar,
+    /// The thread (M) currently running each P, by P index: what the monitor watches.
+    ms: Mutex<Vec<Arc<MState>>>,
+    /// Worker threads alive (Ms, including ones retiring after a hand-off); guarded
+    /// for `wait_workers`.
+    live: Mutex<usize>,
+    live_cv: Condvar,
+    /// Ps handed to a fresh thread because their M was stuck in a poll.
+    pub(crate) handoffs: AtomicU64,
+    threads: ThreadConfig,
+}
+
+/// How worker threads are made.
+pub(crate) struct ThreadConfig {
+    pub(crate) name: ThreadNameFn,
+    pub(crate) stack_size: Option<usize>,
 }
 
 /// What other threads may reach of a worker.
 struct Remote {
     steal: Steal,
     unpark: Arc<dyn Unpark>,
+    /// The P's LIFO slot holds a task (stealers cannot see it; the monitor must).
+    lifo_busy: AtomicBool,
+}
+
+/// One worker thread (Go's M), as the monitor sees it.
+pub(crate) struct MState {
+    /// The P, while lent out during a poll or a park.
+    pub(crate) slot: CoreSlot,
+    /// Polls started by this thread; a value that stops moving while `in_poll` is set
+    /// means a poll that does not return.
+    pub(crate) polls: AtomicU64,
+    pub(crate) in_poll: AtomicBool,
 }
 
 /// The P: a worker's runnable work and its way to sleep.
@@ -105,8 +130,8 @@ pub(crate) struct Core {
 /// Per-thread state of a worker, reachable through `context::with_worker`.
 pub(crate) struct WorkerContext {
     handle: Handle,
-    /// The P, while lent to a task poll or a park.
-    core: RefCell<Option<Box<Core>>>,
+    /// This M: the slot where its P is lent during polls and parks.
+    m: Arc<MState>,
 }
 
 /// Builds the shared state and one `Core` per worker.
@@ -116,6 +141,7 @@ pub(crate) struct WorkerContext {
 pub(crate) fn create(
     parks: Vec<Box<dyn Park>>,
     blocking: BlockingPool,
+    threads: ThreadConfig,
 ) -> (Arc<Shared>, Vec<Box<Core>>) {
     let n = parks.len();
     let mut remotes = Vec::with_capacity(n);
@@ -125,6 +151,7 @@ pub(crate) fn create(
         remotes.push(Remote {
             steal,
             unpark: park.unparker(),
+            lifo_busy: AtomicBool::new(false),
         });
         cores.push(Box::new(Core {
             index,
@@ -145,14 +172,64 @@ pub(crate) fn create(
         owned: OwnedTasks::new(n),
         blocking,
         shutdown: AtomicBool::new(false),
-        exited: Mutex::new(0),
-        exited_cv: Condvar::new(),
+        ms: Mutex::new((0..n).map(|_| MState::new()).collect()),
+        live: Mutex::new(0),
+        live_cv: Condvar::new(),
+        handoffs: AtomicU64::new(0),
+        threads,
     });
     (shared, cores)
 }
 
+impl MState {
+    fn new() -> Arc<MState> {
+        Arc::new(MState {
+            slot: CoreSlot::new(),
+            polls: AtomicU64::new(0),
+            in_poll: AtomicBool::new(false),
+        })
+    }
+}
+
+/// Starts a worker thread (an M) running P `core`. Used at start-up, and by the
+/// monitor and `block_in_place` to hand a P to a fresh thread. On failure the P comes
+/// back with the error.
+pub(crate) fn spawn_worker(handle: &Handle, core: Box<Core>) -> Result<(), (io::Error, Box<Core>)> {
+    let shared = &handle.shared;
+    let m = MState::new();
+    let index = core.index;
+    let mut builder = std::thread::Builder::new().name((shared.threads.name)());
+    if let Some(size) = shared.threads.stack_size {
+        builder = builder.stack_size(size);
+    }
+    // The P travels through a cell so that it can be recovered if the thread does not
+    // start (the closure is then dropped unrun).
+    let cell = Arc::new(Mutex::new(Some(core)));
+    let (h, m2, c2) = (handle.clone(), m.clone(), cell.clone());
+    *lock(&shared.live) += 1;
+    // Bound before the thread runs, so the monitor watches the new M for this P.
+    let prev = std::mem::replace(&mut lock(&shared.ms)[index], m);
+    let spawned = builder.spawn(move || {
+        let core = lock(&c2).take().expect("the P is handed over once");
+        run(h, m2, core);
+    });
+    match spawned {
+        Ok(_) => Ok(()),
+        Err(err) => {
+            lock(&shared.ms)[index] = prev;
+            shared.worker_exited();
+            let core = lock(&cell).take().expect("the thread never ran");
+            Err((err, core))
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The body of a worker thread.
-pub(crate) fn run(handle: Handle, core: Box<Core>) {
+fn run(handle: Handle, m: Arc<MState>, core: Box<Core>) {
     // Counted as exited however the loop ends, so shutdown never waits for a worker
     // that died of a scheduler bug.
     struct ExitGuard(Handle);
@@ -166,14 +243,17 @@ pub(crate) fn run(handle: Handle, core: Box<Core>) {
     let _current = context::set_current(&handle);
     let cx = std::rc::Rc::new(WorkerContext {
         handle: handle.clone(),
-        core: RefCell::new(None),
+        m,
     });
     let _worker = context::set_worker(cx.clone());
 
-    let core = cx.run(core);
-    // Queued references go; the tasks themselves are cancelled by the runtime through
-    // the owned list.
-    drop(core);
+    // `None`: the P was handed to another thread while this one was stuck in a poll;
+    // this thread has finished that poll and retires.
+    if let Some(core) = cx.run(core) {
+        // Shutdown: queued references go; the tasks themselves are cancelled by the
+        // runtime through the owned list.
+        drop(core);
+    }
 }
 
 impl WorkerContext {
@@ -181,23 +261,38 @@ impl WorkerContext {
         &self.handle.shared
     }
 
-    fn run(&self, mut core: Box<Core>) -> Box<Core> {
+    fn run(&self, mut core: Box<Core>) -> Option<Box<Core>> {
         while !core.is_shutdown {
             core.tick = core.tick.wrapping_add(1);
             if core.tick % EVENT_INTERVAL == 0 {
                 core = self.maintenance(core);
             }
             if let Some(task) = core.next_task(self.shared()) {
-                core = self.run_task(task, core);
+                core = self.run_task(task, core)?;
                 continue;
             }
             if let Some(task) = core.steal_work(self.shared()) {
-                core = self.run_task(task, core);
+                core = self.run_task(task, core)?;
                 continue;
             }
             core = self.park(core);
         }
-        core
+        Some(core)
+    }
+
+    /// Lends the P to the slot (stealable) and polls `task`, telling the monitor.
+    fn poll_task(&self, task: Notified, core: Box<Core>) {
+        self.m.slot.put(core, true);
+        self.m.polls.fetch_add(1, Ordering::Relaxed);
+        self.m.in_poll.store(true, Ordering::Release);
+        task.run();
+        self.m.in_poll.store(false, Ordering::Release);
+    }
+
+    /// `block_in_place`: hands this thread's P to a fresh thread now, so the rest of
+    /// the current poll may block. False when not possible (no P, or no thread).
+    pub(crate) fn hand_off_now(&self) -> bool {
+        Shared::hand_off(&self.handle, &self.m)
     }
 
     fn maintenance(&self, mut core: Box<Core>) -> Box<Core> {
@@ -206,7 +301,9 @@ impl WorkerContext {
         core
     }
 
-    fn run_task(&self, task: Notified, mut core: Box<Core>) -> Box<Core> {
+    /// Runs `task`, then what it woke from the LIFO slot. `None` when the P was handed
+    /// off during a poll.
+    fn run_task(&self, task: Notified, mut core: Box<Core>) -> Option<Box<Core>> {
         core.lifo_enabled = true;
         if core.is_searching {
             // Rule 3 of idle.rs: the last searcher to find work wakes a replacement.
@@ -215,20 +312,19 @@ impl WorkerContext {
                 self.shared().notify_parked();
             }
         }
-        *self.core.borrow_mut() = Some(core);
         coop::budget(|| {
-            task.run();
+            self.poll_task(task, core);
             // Then what the task woke, from the LIFO slot, within the same budget.
             let mut lifo_polls = 0;
             loop {
-                let mut core = self.take_core();
-                let Some(task) = core.lifo_slot.take() else {
-                    return core;
+                let (mut core, _) = self.m.slot.take()?;
+                let Some(task) = core.take_lifo(self.shared()) else {
+                    return Some(core);
                 };
                 if !coop::has_budget_remaining() {
                     core.run_queue
                         .push_back_or_overflow(task, &self.shared().inject);
-                    return core;
+                    return Some(core);
                 }
                 lifo_polls += 1;
                 // The cap protects queued work; with nothing queued there is nobody to
@@ -239,17 +335,9 @@ impl WorkerContext {
                 {
                     core.lifo_enabled = false;
                 }
-                *self.core.borrow_mut() = Some(core);
-                task.run();
+                self.poll_task(task, core);
             }
         })
-    }
-
-    fn take_core(&self) -> Box<Core> {
-        self.core
-            .borrow_mut()
-            .take()
-            .expect("gort: the worker's P went missing during a poll")
     }
 
     fn park(&self, mut core: Box<Core>) -> Box<Core> {
@@ -270,9 +358,14 @@ impl WorkerContext {
     /// driver waking tasks) land in the local queue.
     fn park_timeout(&self, mut core: Box<Core>, timeout: Option<Duration>) -> Box<Core> {
         let mut park = core.park.take().expect("gort: parker missing");
-        *self.core.borrow_mut() = Some(core);
+        self.m.slot.put(core, false);
         park.park(timeout);
-        let mut core = self.take_core();
+        // The monitor only steals Ps lent to a task poll, never a parked one.
+        let (mut core, _) = self
+            .m
+            .slot
+            .take()
+            .expect("gort: a parked worker's P was taken");
         core.park = Some(park);
         // Tasks queued during the park did not notify (the parker was out); share them
         // now if there is more than this worker will run next.
@@ -286,9 +379,9 @@ impl WorkerContext {
 impl Core {
     fn next_task(&mut self, shared: &Shared) -> Option<Notified> {
         if self.tick % GLOBAL_QUEUE_INTERVAL == 0 {
-            return shared.inject.pop().or_else(|| self.next_local_task());
+            return shared.inject.pop().or_else(|| self.next_local_task(shared));
         }
-        if let Some(task) = self.next_local_task() {
+        if let Some(task) = self.next_local_task(shared) {
             return Some(task);
         }
         if shared.inject.is_empty() {
@@ -307,8 +400,16 @@ impl Core {
         first
     }
 
-    fn next_local_task(&mut self) -> Option<Notified> {
-        self.lifo_slot.take().or_else(|| self.run_queue.pop())
+    fn next_local_task(&mut self, shared: &Shared) -> Option<Notified> {
+        self.take_lifo(shared).or_else(|| self.run_queue.pop())
+    }
+
+    fn take_lifo(&mut self, shared: &Shared) -> Option<Notified> {
+        let task = self.lifo_slot.take()?;
+        shared.remotes[self.index]
+            .lifo_busy
+            .store(false, Ordering::Relaxed);
+        Some(task)
     }
 
     fn steal_work(&mut self, shared: &Shared) -> Option<Notified> {
@@ -414,6 +515,9 @@ impl Shared {
             core.run_queue.push_back_or_overflow(task, &self.inject);
             true
         } else {
+            self.remotes[core.index]
+                .lifo_busy
+                .store(true, Ordering::Relaxed);
             match core.lifo_slot.replace(task) {
                 Some(prev) => {
                     core.run_queue.push_back_or_overflow(prev, &self.inject);
@@ -438,34 +542,63 @@ impl Shared {
     }
 
     fn worker_exited(&self) {
-        self.abandon_workers(1);
+        let mut live = lock(&self.live);
+        *live -= 1;
+        self.live_cv.notify_all();
     }
 
-    /// Counts `n` workers as exited (also those whose thread never started).
-    pub(crate) fn abandon_workers(&self, n: usize) {
-        let mut exited = self.exited.lock().unwrap_or_else(|e| e.into_inner());
-        *exited += n;
-        self.exited_cv.notify_all();
-    }
-
-    /// Waits until every worker has left its loop, or `timeout` passes; true if all did.
+    /// Waits until every worker thread has exited, or `timeout` passes; true if all did.
     pub(crate) fn wait_workers(&self, timeout: Option<Duration>) -> bool {
-        let n = self.remotes.len();
-        let guard = self.exited.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = lock(&self.live);
         match timeout {
             None => {
                 let _g = self
-                    .exited_cv
-                    .wait_while(guard, |e| *e < n)
+                    .live_cv
+                    .wait_while(guard, |live| *live > 0)
                     .unwrap_or_else(|e| e.into_inner());
                 true
             }
             Some(d) => {
                 let (g, _) = self
-                    .exited_cv
-                    .wait_timeout_while(guard, d, |e| *e < n)
+                    .live_cv
+                    .wait_timeout_while(guard, d, |live| *live > 0)
                     .unwrap_or_else(|e| e.into_inner());
-                *g >= n
+                *g == 0
+            }
+        }
+    }
+
+    /// Worker threads alive, including ones retiring after a hand-off.
+    pub(crate) fn num_threads(&self) -> usize {
+        *lock(&self.live)
+    }
+
+    /// The M running P `index` now.
+    pub(crate) fn m(&self, index: usize) -> Arc<MState> {
+        lock(&self.ms)[index].clone()
+    }
+
+    /// Does P `index` have work that its (stuck) thread is holding up?
+    pub(crate) fn p_has_work(&self, index: usize) -> bool {
+        let r = &self.remotes[index];
+        !r.steal.is_empty() || r.lifo_busy.load(Ordering::Relaxed)
+    }
+
+    /// Hands the P in `m`'s slot to a fresh thread, if it is lent to a task poll.
+    /// False when it is not (the poll returned, or the worker parked) or no thread
+    /// could be started (then the stuck thread keeps it).
+    pub(crate) fn hand_off(handle: &Handle, m: &MState) -> bool {
+        let Some(core) = m.slot.steal() else {
+            return false;
+        };
+        match spawn_worker(handle, core) {
+            Ok(()) => {
+                handle.shared.handoffs.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err((_, core)) => {
+                m.slot.put(core, true);
+                false
             }
         }
     }
@@ -481,14 +614,12 @@ impl Handle {
             if !Arc::ptr_eq(&worker.handle.shared, &self.shared) {
                 return Some(task);
             }
-            // Borrow fails only if a poll re-enters the scheduler while it holds the P,
-            // which it never does; fall back to the injector rather than panic.
-            let Ok(mut core) = worker.core.try_borrow_mut() else {
-                return Some(task);
-            };
-            match core.as_mut() {
-                Some(core) => {
-                    self.shared.schedule_local(core, task, is_yield);
+            // The P is in the slot while this thread polls a task or parks; it is
+            // missing between polls or once it was handed off.
+            match worker.m.slot.take() {
+                Some((mut core, stealable)) => {
+                    self.shared.schedule_local(&mut core, task, is_yield);
+                    worker.m.slot.put(core, stealable);
                     None
                 }
                 None => Some(task),

@@ -1,0 +1,143 @@
+//! The monitor (Go's `sysmon`): survive blocking code, and print the scheduler trace.
+//!
+//! One thread per runtime wakes every [`MIN_TICK`] while some worker is inside a task
+//! poll, backing off to [`MAX_TICK`] while all are idle; it never spins. Each worker
+//! thread (M) publishes a poll counter and an in-poll flag. When the counter of an M
+//! that is inside a poll has not moved for the *blocking threshold* (default 10 ms)
+//! and its P has work waiting (local queue, LIFO slot, or a non-empty injector), the
+//! monitor takes the P out of the M's slot and starts a fresh thread to run it — the
+//! whole P: local queue, LIFO slot and parker. The stuck thread finishes its poll
+//! without a P (wake-ups it causes go through the injector) and then exits. So a task
+//! that calls `std::thread::sleep`, a blocking syscall or a long busy loop delays only
+//! itself, as a goroutine in a syscall does in Go.
+//!
+//! Threads stay bounded: a handed-off M exits when its poll returns, so the number of
+//! worker threads is the number of Ps plus the number of polls currently stuck.
+//!
+//! With `GORT_DEBUG=schedtrace=MS` the monitor also prints, every `MS` milliseconds, one
+//! line to stderr in the spirit of Go's `schedtrace`.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::{Handle, RuntimeMetrics};
+use crate::sched::worker::Shared;
+
+/// Tick while any worker is inside a poll: fine enough to notice a 10 ms stall within
+/// about a millisecond of the threshold, coarse enough to cost nothing measurable
+/// (a thousand wake-ups a second of a thread that reads a few atomics).
+pub const MIN_TICK: Duration = Duration::from_millis(1);
+/// Tick while every worker is idle (Go's sysmon backs off to 10 ms too).
+pub const MAX_TICK: Duration = Duration::from_millis(10);
+/// Default blocking threshold: a poll longer than this with work waiting behind it
+/// moves the P. Go's sysmon retakes a P after 10–20 µs in a syscall, but it also knows
+/// the syscall blocked; we cannot tell a long computation from a blocked one, so we wait
+/// long enough that a normal poll never triggers it.
+pub const DEFAULT_BLOCKING_THRESHOLD: Duration = Duration::from_millis(10);
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config {
+    /// `None`: no hand-offs.
+    pub(crate) threshold: Option<Duration>,
+    /// `None`: no trace.
+    pub(crate) schedtrace: Option<Duration>,
+}
+
+/// Starts the monitor thread (unless it has nothing to do).
+pub(crate) fn start(handle: &Handle, config: Config) -> io::Result<()> {
+    if config.threshold.is_none() && config.schedtrace.is_none() {
+        return Ok(());
+    }
+    let handle = handle.clone();
+    std::thread::Builder::new()
+        .name("gort-monitor".to_owned())
+        .spawn(move || run(handle, config))
+        .map(drop)
+}
+
+/// What the monitor remembers of one P's M between ticks.
+struct Seen {
+    /// The M's poll counter when first seen at this value, and when.
+    polls: u64,
+    since: Instant,
+    m: *const (),
+}
+
+fn run(handle: Handle, config: Config) {
+    let shared: &Shared = &handle.shared;
+    let n = shared.num_workers();
+    let start = Instant::now();
+    let mut seen: Vec<Seen> = (0..n)
+        .map(|_| Seen {
+            polls: u64::MAX,
+            since: start,
+            m: std::ptr::null(),
+        })
+        .collect();
+    let mut tick = MIN_TICK;
+    let mut next_trace = config.schedtrace.map(|d| start + d);
+    loop {
+        std::thread::sleep(tick);
+        if shared.is_shutdown() {
+            return;
+        }
+        let now = Instant::now();
+        let mut busy = false;
+        for (i, seen) in seen.iter_mut().enumerate() {
+            let m = shared.m(i);
+            let polls = m.polls.load(std::sync::atomic::Ordering::Relaxed);
+            let in_poll = m.in_poll.load(std::sync::atomic::Ordering::Acquire);
+            let id = std::sync::Arc::as_ptr(&m) as *const ();
+            if !in_poll || polls != seen.polls || id != seen.m {
+                *seen = Seen {
+                    polls,
+                    since: now,
+                    m: id,
+                };
+                busy |= in_poll;
+                continue;
+            }
+            busy = true;
+            let Some(threshold) = config.threshold else {
+                continue;
+            };
+            let stuck = now.duration_since(seen.since) >= threshold;
+            if stuck && (shared.p_has_work(i) || !shared.inject.is_empty()) {
+                Shared::hand_off(&handle, &m);
+            }
+        }
+        tick = if busy {
+            MIN_TICK
+        } else {
+            (tick * 2).min(MAX_TICK)
+        };
+        if let (Some(every), Some(at)) = (config.schedtrace, next_trace) {
+            if now >= at {
+                eprintln!("{}", trace_line(&handle, now.duration_since(start)));
+                next_trace = Some(at + every);
+            }
+        }
+    }
+}
+
+/// One `schedtrace` line.
+pub(crate) fn trace_line(handle: &Handle, elapsed: Duration) -> String {
+    let m = RuntimeMetrics::new(handle.clone());
+    let local: Vec<String> = (0..m.num_workers())
+        .map(|i| m.worker_local_queue_depth(i).to_string())
+        .collect();
+    format!(
+        "gort: {}ms: workers={} threads={} idle={} searching={} handoffs={} globalq={} localq=[{}] blocking={} (idle {}) tasks={}",
+        elapsed.as_millis(),
+        m.num_workers(),
+        m.num_worker_threads(),
+        m.num_parked_workers(),
+        m.num_searching_workers(),
+        m.num_handoffs(),
+        m.global_queue_depth(),
+        local.join(" "),
+        m.num_blocking_threads(),
+        m.num_idle_blocking_threads(),
+        m.num_alive_tasks(),
+    )
+}

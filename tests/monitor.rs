@@ -1,0 +1,155 @@
+//! The monitor: a task that blocks its worker (a sleep, a busy loop, an explicit
+//! `block_in_place`) does not stall the other tasks of that worker beyond the
+//! blocking threshold.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::watchdog;
+use gort::Runtime;
+
+/// Ticks every ~10 ms (through the blocking pool: gort has no timers yet) until `stop`,
+/// and returns the largest gap between ticks.
+async fn ticker(stop: Arc<AtomicBool>) -> Duration {
+    let mut last = Instant::now();
+    let mut worst = Duration::ZERO;
+    while !stop.load(Ordering::SeqCst) {
+        gort::spawn_blocking(|| std::thread::sleep(Duration::from_millis(10)))
+            .await
+            .unwrap();
+        let now = Instant::now();
+        worst = worst.max(now - last);
+        last = now;
+    }
+    worst
+}
+
+fn one_worker() -> Runtime {
+    Runtime::builder()
+        .workers(1)
+        .blocking_threshold(Duration::from_millis(10))
+        .build()
+        .unwrap()
+}
+
+fn run_with_blocker(rt: &Runtime, blocker: impl FnOnce() + Send + 'static) -> Duration {
+    rt.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tick = gort::spawn(ticker(stop.clone()));
+        // Let the ticker settle, then block the only worker for a second.
+        gort::spawn_blocking(|| std::thread::sleep(Duration::from_millis(50)))
+            .await
+            .unwrap();
+        gort::spawn(async move { blocker() }).await.unwrap();
+        stop.store(true, Ordering::SeqCst);
+        tick.await.unwrap()
+    })
+}
+
+#[test]
+fn rt_sleeping_task_does_not_stall_its_worker() {
+    let _w = watchdog("rt_sleeping_task_does_not_stall_its_worker", 30);
+    let rt = one_worker();
+    let worst = run_with_blocker(&rt, || std::thread::sleep(Duration::from_secs(1)));
+    assert!(
+        worst < Duration::from_millis(50),
+        "ticker stalled {worst:?}"
+    );
+    assert!(rt.metrics().num_handoffs() >= 1);
+}
+
+#[test]
+fn rt_busy_looping_task_does_not_stall_its_worker() {
+    let _w = watchdog("rt_busy_looping_task_does_not_stall_its_worker", 30);
+    let rt = one_worker();
+    let worst = run_with_blocker(&rt, || {
+        let end = Instant::now() + Duration::from_secs(1);
+        let mut x = 0u64;
+        while Instant::now() < end {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    });
+    assert!(
+        worst < Duration::from_millis(50),
+        "ticker stalled {worst:?}"
+    );
+}
+
+#[test]
+fn rt_handoff_threads_retire_and_stay_bounded() {
+    let _w = watchdog("rt_handoff_threads_retire_and_stay_bounded", 30);
+    let rt = Runtime::builder()
+        .workers(2)
+        .blocking_threshold(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Five tasks block at once, with work queued behind them.
+        let blockers: Vec<_> = (0..5)
+            .map(|_| gort::spawn(async { std::thread::sleep(Duration::from_millis(200)) }))
+            .collect();
+        let others: Vec<_> = (0..50).map(|i| gort::spawn(async move { i })).collect();
+        for (i, h) in others.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap(), i);
+        }
+        for b in blockers {
+            b.await.unwrap();
+        }
+    });
+    // Threads whose worker was handed off exit once their poll returns.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rt.metrics().num_worker_threads() > 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(rt.metrics().num_worker_threads(), 2);
+}
+
+#[test]
+fn rt_block_in_place_moves_the_other_tasks_at_once() {
+    let _w = watchdog("rt_block_in_place_moves_the_other_tasks_at_once", 30);
+    // Hand-offs by the monitor are off: only block_in_place can move the worker.
+    let rt = Runtime::builder()
+        .workers(1)
+        .blocking_threshold(Duration::ZERO)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let blocker = gort::spawn(async move {
+            // Queued behind us on the only worker.
+            let other = gort::spawn(async move { r.store(true, Ordering::SeqCst) });
+            let saw = gort::task::block_in_place(|| {
+                let end = Instant::now() + Duration::from_secs(5);
+                while !ran.load(Ordering::SeqCst) && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                ran.load(Ordering::SeqCst)
+            });
+            other.await.unwrap();
+            saw
+        });
+        assert!(
+            blocker.await.unwrap(),
+            "the queued task did not run during block_in_place"
+        );
+    });
+    assert_eq!(rt.metrics().num_handoffs(), 1);
+    // Outside a worker it just runs the closure.
+    assert_eq!(gort::task::block_in_place(|| 7), 7);
+}
+
+#[test]
+fn rt_no_handoff_when_threshold_is_zero() {
+    let _w = watchdog("rt_no_handoff_when_threshold_is_zero", 30);
+    let rt = Runtime::builder()
+        .workers(1)
+        .blocking_threshold(Duration::ZERO)
+        .build()
+        .unwrap();
+    run_with_blocker(&rt, || std::thread::sleep(Duration::from_millis(100)));
+    assert_eq!(rt.metrics().num_handoffs(), 0);
+}
