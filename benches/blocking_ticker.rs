@@ -39,15 +39,21 @@ fn gort_worst_gap(kind: &'static str, threshold: Duration) -> Duration {
         let ticker = gort::spawn(async move {
             let (mut last, mut worst) = (Instant::now(), Duration::ZERO);
             while !s.load(Ordering::SeqCst) {
-                gort::spawn_blocking(|| std::thread::sleep(TICK)).await.expect("tick");
+                gort::spawn_blocking(|| std::thread::sleep(TICK))
+                    .await
+                    .expect("tick");
                 let now = Instant::now();
                 worst = worst.max(now - last);
                 last = now;
             }
             worst
         });
-        gort::spawn_blocking(|| std::thread::sleep(5 * TICK)).await.expect("settle");
-        gort::spawn(async move { block(kind) }).await.expect("blocker");
+        gort::spawn_blocking(|| std::thread::sleep(5 * TICK))
+            .await
+            .expect("settle");
+        gort::spawn(async move { block(kind) })
+            .await
+            .expect("blocker");
         stop.store(true, Ordering::SeqCst);
         ticker.await.expect("ticker")
     })
@@ -76,7 +82,9 @@ fn tokio_worst_gap(kind: &'static str) -> Duration {
         tokio::task::spawn_blocking(|| std::thread::sleep(5 * TICK))
             .await
             .expect("settle");
-        tokio::spawn(async move { block(kind) }).await.expect("blocker");
+        tokio::spawn(async move { block(kind) })
+            .await
+            .expect("blocker");
         stop.store(true, Ordering::SeqCst);
         ticker.await.expect("ticker")
     })

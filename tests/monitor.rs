@@ -153,3 +153,36 @@ fn rt_no_handoff_when_threshold_is_zero() {
     run_with_blocker(&rt, || std::thread::sleep(Duration::from_millis(100)));
     assert_eq!(rt.metrics().num_handoffs(), 0);
 }
+
+#[test]
+fn rt_dump_lists_live_tasks_with_spawn_location_and_state() {
+    let _w = watchdog("rt_dump_lists_live_tasks_with_spawn_location_and_state", 30);
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let (tx, rx) = gort::chan::bounded::<()>(0);
+    let line = line!() + 1;
+    let waiting = rt.spawn(async move { rx.recv().await });
+    rt.block_on(gort::task::yield_now());
+    std::thread::sleep(Duration::from_millis(20));
+    let dump = rt.handle().dump();
+    let me = dump
+        .iter()
+        .find(|t| t.id == waiting.id())
+        .expect("the waiting task is listed");
+    assert_eq!(me.state, gort::task::TaskState::Waiting);
+    assert_eq!(me.spawned_at.file(), file!());
+    assert_eq!(me.spawned_at.line(), line);
+    let text = me.to_string();
+    assert!(
+        text.contains("[waiting]") && text.contains("tests/monitor.rs"),
+        "{text}"
+    );
+    drop(tx);
+    assert_eq!(rt.block_on(waiting).unwrap(), None);
+    // It leaves the list just after waking its joiner.
+    let _g = rt.enter();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gort::runtime::dump().iter().any(|t| t.id == me.id) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(gort::runtime::dump().iter().all(|t| t.id != me.id));
+}

@@ -309,6 +309,24 @@ impl Handle {
     pub fn metrics(&self) -> RuntimeMetrics {
         RuntimeMetrics::new(self.clone())
     }
+
+    /// Every live task of this runtime, with where it was spawned and what it is doing,
+    /// ordered by id (Go's goroutine dump). A snapshot: tasks change state meanwhile.
+    pub fn dump(&self) -> Vec<task::TaskDump> {
+        let mut tasks = Vec::new();
+        self.shared.owned.for_each(|t| tasks.push(t.dump()));
+        tasks.sort_by_key(|t| t.id);
+        tasks
+    }
+}
+
+/// Every live task of the current runtime (see [`Handle::dump`]).
+///
+/// # Panics
+/// When the thread has no current runtime.
+#[track_caller]
+pub fn dump() -> Vec<task::TaskDump> {
+    Handle::current().dump()
 }
 
 impl fmt::Debug for Handle {

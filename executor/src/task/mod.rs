@@ -73,6 +73,45 @@ impl fmt::Display for Id {
     }
 }
 
+/// One live task, as listed by [`Handle::dump`](crate::Handle::dump) (what Go prints
+/// for each goroutine on `SIGQUIT`).
+#[derive(Clone, Debug)]
+pub struct TaskDump {
+    pub id: Id,
+    /// Where it was spawned (`gort::spawn` and friends are `#[track_caller]`).
+    pub spawned_at: &'static Location<'static>,
+    pub state: TaskState,
+    /// `abort()` or shutdown was requested; it stops at its next `.await`.
+    pub cancelled: bool,
+}
+
+/// What a live task is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Parked on a waker: waiting for a channel, a lock, I/O, a timer, a join...
+    Waiting,
+    /// In a run queue, due to run.
+    Scheduled,
+    /// Being polled by a worker (or a blocking thread) right now.
+    Running,
+}
+
+impl fmt::Display for TaskDump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            TaskState::Waiting => "waiting",
+            TaskState::Scheduled => "runnable",
+            TaskState::Running => "running",
+        };
+        let cancelled = if self.cancelled { ", cancelled" } else { "" };
+        write!(
+            f,
+            "task {} [{state}{cancelled}]: spawned at {}",
+            self.id, self.spawned_at
+        )
+    }
+}
+
 /// How a task reaches a run queue. Implemented by the worker scheduler, the blocking
 /// pool and test schedulers.
 pub(crate) trait Schedule: Send + Sync + 'static {
@@ -108,6 +147,25 @@ impl Task {
 
     pub(crate) fn id(&self) -> Id {
         self.raw.header().id
+    }
+
+    /// What `dump` shows of this task.
+    pub(crate) fn dump(&self) -> TaskDump {
+        let header = self.raw.header();
+        let s = header.state.load();
+        let state = if s.is_running() {
+            TaskState::Running
+        } else if s.is_notified() {
+            TaskState::Scheduled
+        } else {
+            TaskState::Waiting
+        };
+        TaskDump {
+            id: header.id,
+            spawned_at: header.spawned_at,
+            state,
+            cancelled: s.is_cancelled(),
+        }
     }
 
     /// Cancels the task if it is idle (runtime shutdown); consumes this reference.

@@ -91,4 +91,13 @@ impl OwnedTasks {
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()
     }
+
+    /// Calls `f` with every live task (one shard locked at a time; `f` must not spawn).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Task)) {
+        for shard in self.shards.iter() {
+            for (_, task) in lock(shard).iter() {
+                f(task);
+            }
+        }
+    }
 }
