@@ -38,3 +38,49 @@ fn rt_env_workers_sets_count_and_bad_values_are_clear_errors() {
     let cores = std::thread::available_parallelism().unwrap().get();
     assert_eq!(rt.metrics().num_workers(), cores);
 }
+
+/// `GORT_DEBUG=schedtrace=MS` prints Go-style scheduler lines to stderr. Run in a child
+/// process (this same test binary) so the environment and stderr are its own.
+#[test]
+fn rt_schedtrace_prints_scheduler_lines() {
+    if std::env::var_os("GORT_SCHEDTRACE_CHILD").is_some() {
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        rt.block_on(async {
+            gort::spawn_blocking(|| std::thread::sleep(std::time::Duration::from_millis(150)))
+                .await
+                .unwrap();
+        });
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "rt_schedtrace_prints_scheduler_lines",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("GORT_SCHEDTRACE_CHILD", "1")
+        // The other test of this binary changes these meanwhile.
+        .env_remove("GORT_WORKERS")
+        .env_remove("GORT_MAX_BLOCKING")
+        .env("GORT_DEBUG", "schedtrace=20")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("gort: ") && l.contains("workers=2"))
+        .unwrap_or_else(|| panic!("no schedtrace line in:\n{stderr}"));
+    for field in [
+        "threads=",
+        "idle=",
+        "searching=",
+        "handoffs=",
+        "globalq=",
+        "localq=[",
+        "blocking=",
+        "tasks=",
+    ] {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+}
