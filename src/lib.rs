@@ -21,9 +21,13 @@
 
 #![forbid(unsafe_code)]
 
+mod rt;
+
 pub use gort_executor::chan;
-pub use gort_executor::{spawn, spawn_blocking, Builder, Handle, Runtime};
+pub use gort_executor::{spawn, spawn_blocking, Handle};
 pub use gort_macros::{main, select, test};
+pub use gort_netio::{net, time, DriverKind};
+pub use rt::{Builder, Runtime};
 
 /// Tasks: join handles, errors, yielding and the cooperative budget.
 pub mod task {
@@ -38,8 +42,14 @@ pub use gort_executor::sync;
 
 /// The runtime and its configuration.
 pub mod runtime {
+    pub use crate::rt::{Builder, Runtime};
     pub use gort_executor::park::{Park, ThreadParker, Unpark};
-    pub use gort_executor::runtime::*;
+    pub use gort_executor::runtime::{
+        block_in_place, dump, EnterGuard, Handle, RuntimeMetrics, DEFAULT_BLOCKING_KEEP_ALIVE,
+        DEFAULT_BLOCKING_THRESHOLD, DEFAULT_MAX_BLOCKING_THREADS, ENV_DEBUG, ENV_MAX_BLOCKING,
+        ENV_WORKERS, MAX_TICK, MIN_TICK,
+    };
+    pub use gort_netio::Driver;
 }
 
 /// Support for the macros; not a public API.

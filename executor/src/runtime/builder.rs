@@ -49,6 +49,7 @@ pub struct Builder {
     keep_alive: Duration,
     park_factory: Option<ParkFactory>,
     blocking_threshold: Option<Duration>,
+    extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Default for Builder {
@@ -80,6 +81,7 @@ impl Builder {
             keep_alive: DEFAULT_BLOCKING_KEEP_ALIVE,
             park_factory: None,
             blocking_threshold: None,
+            extension: None,
         }
     }
 
@@ -138,6 +140,13 @@ impl Builder {
         self
     }
 
+    /// Attaches a value to the runtime that [`Handle::extension`](super::Handle::extension)
+    /// returns from any of its threads. The I/O reactor keeps its driver handle here.
+    pub fn extension(&mut self, value: Arc<dyn std::any::Any + Send + Sync>) -> &mut Self {
+        self.extension = Some(value);
+        self
+    }
+
     /// How workers sleep: `f(worker_index)` makes each worker's [`Park`]. The default is
     /// a [`ThreadParker`]; the I/O reactor passes a driver here so that a sleeping worker
     /// also waits for I/O.
@@ -192,7 +201,7 @@ impl Builder {
             name: self.thread_name.clone(),
             stack_size: self.thread_stack_size,
         };
-        Runtime::start(parks, blocking, threads, monitor)
+        Runtime::start(parks, blocking, threads, monitor, self.extension.clone())
     }
 }
 

@@ -93,8 +93,10 @@ impl Runtime {
         blocking: blocking::Config,
         threads: worker::ThreadConfig,
         monitor: monitor::Config,
+        extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
     ) -> io::Result<Runtime> {
-        let (shared, cores) = worker::create(parks, BlockingPool::new(blocking), threads);
+        let (shared, cores) =
+            worker::create(parks, BlockingPool::new(blocking), threads, extension);
         let handle = Handle { shared };
         let mut rt = Runtime {
             handle: handle.clone(),
@@ -308,6 +310,12 @@ impl Handle {
     /// Counters describing the scheduler right now.
     pub fn metrics(&self) -> RuntimeMetrics {
         RuntimeMetrics::new(self.clone())
+    }
+
+    /// The value attached with [`Builder::extension`], if it has type `T` (how the I/O
+    /// reactor finds its driver from any thread of the runtime).
+    pub fn extension<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.shared.extension.as_deref()?.downcast_ref::<T>()
     }
 
     /// Every live task of this runtime, with where it was spawned and what it is doing,

@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     /// Ps handed to a fresh thread because their M was stuck in a poll.
     pub(crate) handoffs: AtomicU64,
     threads: ThreadConfig,
+    /// What the layer above (the I/O reactor) attached to this runtime.
+    pub(crate) extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// How worker threads are made.
@@ -142,6 +144,7 @@ pub(crate) fn create(
     parks: Vec<Box<dyn Park>>,
     blocking: BlockingPool,
     threads: ThreadConfig,
+    extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
 ) -> (Arc<Shared>, Vec<Box<Core>>) {
     let n = parks.len();
     let mut remotes = Vec::with_capacity(n);
@@ -177,6 +180,7 @@ pub(crate) fn create(
         live_cv: Condvar::new(),
         handoffs: AtomicU64::new(0),
         threads,
+        extension,
     });
     (shared, cores)
 }

@@ -1,0 +1,143 @@
+//! Readiness of one registered I/O source, and the tasks waiting for it.
+//!
+//! mio is edge-triggered: an event says "became ready", not "is ready". So each source
+//! keeps its readiness in an atomic word that the driver ORs new events into, and that
+//! an operation clears only after it got `WouldBlock`. A clear is a compare-and-swap
+//! against the word the operation saw, with a tick counter in the upper bits bumped by
+//! every event, so an event that arrives between the failed read and the clear is
+//! never lost.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+/// Readiness bits (the low byte of the word).
+pub(crate) const READABLE: usize = 1 << 0;
+pub(crate) const WRITABLE: usize = 1 << 1;
+pub(crate) const READ_CLOSED: usize = 1 << 2;
+pub(crate) const WRITE_CLOSED: usize = 1 << 3;
+pub(crate) const ERROR: usize = 1 << 4;
+const READY_MASK: usize = 0xff;
+const TICK_ONE: usize = 1 << 8;
+
+/// Which way an operation goes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    /// The bits that make an operation in this direction worth trying.
+    fn mask(self) -> usize {
+        match self {
+            Direction::Read => READABLE | READ_CLOSED | ERROR,
+            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
+        }
+    }
+}
+
+/// What an operation saw when it found the source ready: pass it back to
+/// [`ScheduledIo::clear`] after a `WouldBlock`.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct ReadyEvent {
+    word: usize,
+    direction: Direction,
+}
+
+#[derive(Default)]
+struct Waiters {
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+pub(crate) struct ScheduledIo {
+    /// `(tick << 8) | ready bits`.
+    readiness: AtomicUsize,
+    waiters: Mutex<Waiters>,
+}
+
+impl ScheduledIo {
+    pub(crate) fn new() -> ScheduledIo {
+        ScheduledIo {
+            readiness: AtomicUsize::new(0),
+            waiters: Mutex::new(Waiters::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiters> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The driver saw an event: record it and wake whoever waits for it.
+    pub(crate) fn set_ready(&self, bits: usize) {
+        let _ = self
+            .readiness
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                Some(((w & !READY_MASK).wrapping_add(TICK_ONE)) | (w & READY_MASK) | bits)
+            });
+        let (mut reader, mut writer) = (None, None);
+        {
+            let mut waiters = self.lock();
+            if bits & Direction::Read.mask() != 0 {
+                reader = waiters.reader.take();
+            }
+            if bits & Direction::Write.mask() != 0 {
+                writer = waiters.writer.take();
+            }
+        }
+        // Woken after unlocking: a waker may run the task inline.
+        if let Some(w) = reader {
+            w.wake();
+        }
+        if let Some(w) = writer {
+            w.wake();
+        }
+    }
+
+    /// Ready for `direction`? Otherwise registers `cx`'s waker.
+    pub(crate) fn poll_ready(
+        &self,
+        direction: Direction,
+        cx: &mut Context<'_>,
+    ) -> Poll<ReadyEvent> {
+        let word = self.readiness.load(Ordering::Acquire);
+        if word & direction.mask() != 0 {
+            return Poll::Ready(ReadyEvent { word, direction });
+        }
+        let mut waiters = self.lock();
+        let slot = match direction {
+            Direction::Read => &mut waiters.reader,
+            Direction::Write => &mut waiters.writer,
+        };
+        if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *slot = Some(cx.waker().clone());
+        }
+        // Re-check under the lock: an event may have landed before the waker did.
+        let word = self.readiness.load(Ordering::Acquire);
+        if word & direction.mask() != 0 {
+            return Poll::Ready(ReadyEvent { word, direction });
+        }
+        Poll::Pending
+    }
+
+    /// The operation got `WouldBlock`: clear what it saw, unless a newer event came.
+    pub(crate) fn clear(&self, event: ReadyEvent) {
+        // Closed and error states are sticky: the next try reports them.
+        let clear = match event.direction {
+            Direction::Read => READABLE,
+            Direction::Write => WRITABLE,
+        };
+        let _ = self.readiness.compare_exchange(
+            event.word,
+            event.word & !clear,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// Wakes every waiter (deregistration, shutdown).
+    pub(crate) fn wake_all(&self) {
+        self.set_ready(READABLE | WRITABLE | ERROR);
+    }
+}

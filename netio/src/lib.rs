@@ -1,0 +1,44 @@
+//! gort-netio: the reactor. Network calls and timers become events, so a task waiting
+//! for I/O or time costs no thread.
+//!
+//! Installed into a runtime with [`install`]: every worker then parks in the shared
+//! driver (see `driver/mod.rs` for why one driver is shared) instead of on a plain
+//! condition variable. This first version drives epoll through mio; the io_uring
+//! backend is the next step (issue 3).
+
+pub mod driver;
+pub mod net;
+pub mod time;
+
+use std::io;
+use std::sync::Arc;
+
+pub use driver::Driver;
+
+/// Which backend the runtime's driver uses.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DriverKind {
+    /// epoll, through mio.
+    Epoll,
+}
+
+impl std::fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DriverKind::Epoll => "epoll",
+        })
+    }
+}
+
+/// Makes `builder`'s workers park in a new driver and attaches the driver to the
+/// runtime, so `gort::net` and `gort::time` work on every thread of it.
+///
+/// # Errors
+/// When the kernel refuses the epoll or eventfd descriptor.
+pub fn install(builder: &mut gort_executor::Builder) -> io::Result<Arc<Driver>> {
+    let driver = Driver::new()?;
+    let d = driver.clone();
+    builder.park_with(move |_| Ok(Box::new(driver::DriverPark::new(d.clone())) as _));
+    builder.extension(Arc::new(driver.clone()));
+    Ok(driver)
+}

@@ -1,0 +1,454 @@
+//! TCP: `TcpListener` and `TcpStream` on the reactor.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_io::{AsyncRead, AsyncWrite};
+use mio::Interest;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::evented::Evented;
+use super::resolve;
+use crate::driver::Direction;
+
+/// Pending connections the kernel queues per listener (Go and tokio use the system's
+/// `somaxconn`, 4096 on current Linux; 1024 is plenty for a listener that accepts in
+/// a loop, and within every kernel's limit).
+const BACKLOG: i32 = 1024;
+/// First wait after `accept` fails for lack of file descriptors; doubles up to the max.
+/// Go's net/http server backs off 5 ms → 1 s on the same errors.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// A TCP socket server, listening for connections.
+pub struct TcpListener {
+    io: Evented<mio::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (a name is resolved on the blocking pool; each resolved address
+    /// is tried in turn) with `SO_REUSEADDR` and a backlog of 1024.
+    ///
+    /// # Errors
+    /// `AddrInUse` (with the address in the message) when the address is taken, and
+    /// whatever else the OS reports for the last address tried.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: nothing is bound until the future completes.
+    pub async fn bind<A: ToSocketAddrs + Send + 'static>(addr: A) -> io::Result<TcpListener> {
+        let mut last = None;
+        for addr in resolve(addr).await? {
+            match bind_one(addr) {
+                Ok(l) => return TcpListener::from_std(l),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("resolve returns at least one address"))
+    }
+
+    /// Wraps a std listener (it is set non-blocking).
+    ///
+    /// # Errors
+    /// When the listener cannot be registered with the driver, or there is no runtime.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        let io = Evented::new(
+            mio::net::TcpListener::from_std(listener),
+            Interest::READABLE,
+        )?;
+        Ok(TcpListener { io })
+    }
+
+    /// Accepts a connection.
+    ///
+    /// When the process is out of file descriptors (`EMFILE`, `ENFILE`) or the kernel
+    /// out of memory for sockets, it waits (5 ms, doubling up to 1 s) and tries again
+    /// instead of spinning or failing, as Go's servers do; it recovers as soon as
+    /// descriptors are free.
+    ///
+    /// # Errors
+    /// Other errors of `accept(2)`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a connection accepted by the kernel is returned by this call or
+    /// stays queued for the next one.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        loop {
+            match poll_fn(|cx| self.io.poll_io(Direction::Read, cx, |l| l.accept())).await {
+                Ok((stream, addr)) => return Ok((TcpStream::from_mio(stream)?, addr)),
+                Err(e) if is_resource_exhaustion(&e) => {
+                    crate::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The address it listens on.
+    ///
+    /// # Errors
+    /// As `getsockname(2)`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get().local_addr()
+    }
+
+    /// A stream of accepted connections.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming {
+            listener: self,
+            pending: None,
+        }
+    }
+}
+
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    if let Err(e) = socket.bind(&addr.into()) {
+        if e.kind() == io::ErrorKind::AddrInUse {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("address {addr} is already in use"),
+            ));
+        }
+        return Err(e);
+    }
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+/// An `accept()` in progress, kept across polls of [`Incoming`].
+type AcceptFuture<'a> =
+    Pin<Box<dyn std::future::Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send + 'a>>;
+
+/// Stream of [`TcpListener::incoming`].
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+    pending: Option<AcceptFuture<'a>>,
+}
+
+impl futures_core::Stream for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let listener = self.listener;
+        let fut = self
+            .pending
+            .get_or_insert_with(|| Box::pin(listener.accept()));
+        let res = std::task::ready!(fut.as_mut().poll(cx));
+        self.pending = None;
+        Poll::Ready(Some(res.map(|(s, _)| s)))
+    }
+}
+
+impl fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming").finish_non_exhaustive()
+    }
+}
+
+/// A TCP connection.
+pub struct TcpStream {
+    io: Evented<mio::net::TcpStream>,
+}
+
+impl TcpStream {
+    fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+        let io = Evented::new(stream, Interest::READABLE | Interest::WRITABLE)?;
+        Ok(TcpStream { io })
+    }
+
+    /// Connects to `addr` (a name is resolved on the blocking pool; each address is
+    /// tried in turn).
+    ///
+    /// # Errors
+    /// The last address's error (`ConnectionRefused`, ...).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a half-open connection is closed when the future is dropped.
+    pub async fn connect<A: ToSocketAddrs + Send + 'static>(addr: A) -> io::Result<TcpStream> {
+        let mut last = None;
+        for addr in resolve(addr).await? {
+            match TcpStream::connect_one(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("resolve returns at least one address"))
+    }
+
+    /// [`connect`](Self::connect) with a time limit.
+    ///
+    /// # Errors
+    /// `TimedOut` when the limit passes first; otherwise as `connect`.
+    pub async fn connect_timeout<A: ToSocketAddrs + Send + 'static>(
+        addr: A,
+        limit: Duration,
+    ) -> io::Result<TcpStream> {
+        crate::time::timeout(limit, TcpStream::connect(addr)).await?
+    }
+
+    async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+        let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
+        // Writable means the handshake finished, one way or the other.
+        poll_fn(|cx| stream.io.poll_ready(Direction::Write, cx)).await;
+        if let Some(e) = stream.io.get().take_error()? {
+            return Err(e);
+        }
+        match stream.io.get().peer_addr() {
+            Ok(_) => Ok(stream),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(stream
+                .io
+                .get()
+                .take_error()?
+                .unwrap_or_else(|| io::ErrorKind::ConnectionRefused.into())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads into `buf`; `Ok(0)` once the peer closed its side.
+    ///
+    /// # Errors
+    /// `ConnectionReset` and other socket errors.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: no byte is read unless the call returns it.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read_priv(cx, buf)).await
+    }
+
+    /// Writes some of `buf`.
+    ///
+    /// # Errors
+    /// `BrokenPipe`/`ConnectionReset` once the peer is gone (never `SIGPIPE`).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: nothing is written unless the call returns the count.
+    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_write_priv(cx, buf)).await
+    }
+
+    /// Writes all of `buf`.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write); `WriteZero` if the socket accepts nothing.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: part of `buf` may have been written.
+    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = self.write(buf).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_io(Direction::Read, cx, |mut s| s.read(buf))
+    }
+
+    fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_io(Direction::Write, cx, |mut s| s.write(buf))
+    }
+
+    /// Shuts down the read, write or both halves.
+    ///
+    /// # Errors
+    /// As `shutdown(2)`.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get().shutdown(how)
+    }
+
+    /// Disables Nagle's algorithm (send small writes at once).
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io.get().set_nodelay(nodelay)
+    }
+
+    /// Whether Nagle's algorithm is off.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.get().nodelay()
+    }
+
+    /// The remote address.
+    ///
+    /// # Errors
+    /// As `getpeername(2)`.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get().peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// As `getsockname(2)`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get().local_addr()
+    }
+
+    /// Splits into a read half and a write half that can live in two tasks. Dropping
+    /// the write half shuts down the write direction.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let inner = Arc::new(self);
+        (
+            OwnedReadHalf {
+                inner: inner.clone(),
+            },
+            OwnedWriteHalf { inner },
+        )
+    }
+}
+
+impl std::os::fd::AsFd for TcpStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.io.get().as_fd()
+    }
+}
+
+impl std::os::fd::AsFd for TcpListener {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.io.get().as_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_priv(cx, buf)
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_priv(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(())) // no user-space buffer
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown(Shutdown::Write))
+    }
+}
+
+/// The read half of [`TcpStream::into_split`].
+#[derive(Debug)]
+pub struct OwnedReadHalf {
+    inner: Arc<TcpStream>,
+}
+
+/// The write half of [`TcpStream::into_split`].
+#[derive(Debug)]
+pub struct OwnedWriteHalf {
+    inner: Arc<TcpStream>,
+}
+
+impl OwnedReadHalf {
+    /// See [`TcpStream::read`].
+    ///
+    /// # Errors
+    /// As `TcpStream::read`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).await
+    }
+}
+
+impl OwnedWriteHalf {
+    /// See [`TcpStream::write_all`].
+    ///
+    /// # Errors
+    /// As `TcpStream::write_all`.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe.
+    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf).await
+    }
+}
+
+impl Drop for OwnedWriteHalf {
+    fn drop(&mut self) {
+        let _ = self.inner.shutdown(Shutdown::Write);
+    }
+}
+
+impl AsyncRead for OwnedReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.poll_read_priv(cx, buf)
+    }
+}
+
+impl AsyncWrite for OwnedWriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.poll_write_priv(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.inner.shutdown(Shutdown::Write))
+    }
+}

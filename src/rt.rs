@@ -1,0 +1,162 @@
+//! `gort::Runtime` and `gort::Builder`: the executor's runtime with the reactor
+//! installed, so `gort::net` and `gort::time` work in every task.
+
+use std::fmt;
+use std::io;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gort_executor::park::Park;
+use gort_netio::{Driver, DriverKind};
+
+/// Configures a [`Runtime`]; the same knobs as the executor's builder (environment
+/// variables `GORT_WORKERS`, `GORT_MAX_BLOCKING`, `GORT_DEBUG` included).
+pub struct Builder {
+    inner: gort_executor::Builder,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder {
+            inner: gort_executor::Builder::new(),
+        }
+    }
+
+    /// See [`gort_executor::Builder::workers`].
+    #[track_caller]
+    pub fn workers(&mut self, n: usize) -> &mut Self {
+        self.inner.workers(n);
+        self
+    }
+
+    /// See [`gort_executor::Builder::max_blocking_threads`].
+    #[track_caller]
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Self {
+        self.inner.max_blocking_threads(n);
+        self
+    }
+
+    /// See [`gort_executor::Builder::thread_name`].
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.inner.thread_name(name);
+        self
+    }
+
+    /// See [`gort_executor::Builder::thread_name_fn`].
+    pub fn thread_name_fn(&mut self, f: impl Fn() -> String + Send + Sync + 'static) -> &mut Self {
+        self.inner.thread_name_fn(f);
+        self
+    }
+
+    /// See [`gort_executor::Builder::thread_stack_size`].
+    pub fn thread_stack_size(&mut self, bytes: usize) -> &mut Self {
+        self.inner.thread_stack_size(bytes);
+        self
+    }
+
+    /// See [`gort_executor::Builder::thread_keep_alive`].
+    pub fn thread_keep_alive(&mut self, d: Duration) -> &mut Self {
+        self.inner.thread_keep_alive(d);
+        self
+    }
+
+    /// See [`gort_executor::Builder::blocking_threshold`].
+    pub fn blocking_threshold(&mut self, d: Duration) -> &mut Self {
+        self.inner.blocking_threshold(d);
+        self
+    }
+
+    /// Replaces the reactor with a custom parker (no `gort::net`/`gort::time` then).
+    pub fn park_with(
+        &mut self,
+        f: impl Fn(usize) -> io::Result<Box<dyn Park>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.inner.park_with(f);
+        self
+    }
+
+    /// Starts the runtime with the reactor installed.
+    ///
+    /// # Errors
+    /// As [`gort_executor::Builder::build`], and when the kernel refuses the epoll
+    /// descriptor.
+    pub fn build(&mut self) -> io::Result<Runtime> {
+        let driver = gort_netio::install(&mut self.inner)?;
+        Ok(Runtime {
+            inner: self.inner.build()?,
+            driver,
+        })
+    }
+}
+
+/// A gort runtime: worker threads, the blocking pool and the I/O reactor. Derefs to
+/// the executor's runtime for `block_on`, `spawn`, `handle`, `metrics`, ...
+pub struct Runtime {
+    inner: gort_executor::Runtime,
+    driver: Arc<Driver>,
+}
+
+impl Runtime {
+    /// A runtime with the default configuration.
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A [`Builder`].
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// Which I/O backend runs.
+    pub fn driver(&self) -> DriverKind {
+        DriverKind::Epoll
+    }
+
+    /// The reactor (for its counters: registered sources, pending timers).
+    pub fn reactor(&self) -> &Arc<Driver> {
+        &self.driver
+    }
+
+    /// See [`gort_executor::Runtime::shutdown_timeout`].
+    pub fn shutdown_timeout(self, timeout: Duration) {
+        self.inner.shutdown_timeout(timeout);
+    }
+
+    /// See [`gort_executor::Runtime::shutdown_background`].
+    pub fn shutdown_background(self) {
+        self.inner.shutdown_background();
+    }
+}
+
+impl Deref for Runtime {
+    type Target = gort_executor::Runtime;
+
+    fn deref(&self) -> &gort_executor::Runtime {
+        &self.inner
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("inner", &self.inner)
+            .field("driver", &self.driver())
+            .finish()
+    }
+}

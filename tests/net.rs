@@ -1,0 +1,261 @@
+//! TCP on the reactor (epoll): echo with every byte checked, many connections,
+//! half-close, reset, address in use, readiness noticed while another worker is busy.
+
+mod common;
+
+use std::io;
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::watchdog;
+use futures::AsyncReadExt;
+use gort::net::{TcpListener, TcpStream};
+
+async fn echo_server() -> io::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    gort::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            gort::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Deterministic pseudo-random bytes.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[gort::test(workers = 2)]
+async fn net_echo_random_sizes_up_to_1mib_every_byte_checked() {
+    let _w = watchdog("net_echo_random_sizes_up_to_1mib_every_byte_checked", 60);
+    let addr = echo_server().await.unwrap();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    for (i, len) in [1usize, 7, 4096, 65_537, 300_000, 1 << 20]
+        .into_iter()
+        .enumerate()
+    {
+        let data = pattern(len, i as u64 + 1);
+        let mut w = vec![0u8; len];
+        // Write and read concurrently: a 1 MiB write does not fit in socket buffers.
+        let (rd, wr) = stream.into_split();
+        let writer = gort::spawn({
+            let data = data.clone();
+            async move {
+                wr.write_all(&data).await.unwrap();
+                wr
+            }
+        });
+        let mut got = 0;
+        while got < len {
+            let n = rd.read(&mut w[got..]).await.unwrap();
+            assert!(n > 0, "closed early");
+            got += n;
+        }
+        assert!(w == data, "echo of {len} bytes differs");
+        drop(writer.await.unwrap());
+        drop(rd);
+        // A fresh connection for the next size.
+        stream = TcpStream::connect(addr).await.unwrap();
+    }
+}
+
+#[gort::test(workers = 2)]
+async fn net_1000_concurrent_connections() {
+    let _w = watchdog("net_1000_concurrent_connections", 60);
+    let addr = echo_server().await.unwrap();
+    let clients: Vec<_> = (0..1000u64)
+        .map(|i| {
+            gort::spawn(async move {
+                let mut s = TcpStream::connect(addr).await?;
+                let msg = pattern(64, i + 1);
+                s.write_all(&msg).await?;
+                let mut back = vec![0u8; 64];
+                s.read_exact(&mut back).await?;
+                assert_eq!(back, msg);
+                io::Result::Ok(())
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap().unwrap();
+    }
+}
+
+#[gort::test(workers = 2)]
+async fn net_half_close_and_read_after_peer_closed_returns_zero() {
+    let _w = watchdog("net_half_close_and_read_after_peer_closed_returns_zero", 20);
+    let addr = echo_server().await.unwrap();
+    let s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"last words").await.unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    // The server echoes, sees EOF, closes: we read the echo, then 0.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        let n = s.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"last words");
+    assert_eq!(s.read(&mut buf).await.unwrap(), 0);
+}
+
+#[gort::test(workers = 2)]
+async fn net_reset_and_write_to_closed_peer_are_errors_not_sigpipe() {
+    let _w = watchdog(
+        "net_reset_and_write_to_closed_peer_are_errors_not_sigpipe",
+        20,
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = TcpStream::connect(addr).await.unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    // SO_LINGER 0 makes close send RST.
+    socket2::SockRef::from(&server)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(server);
+    let mut err = None;
+    for _ in 0..100 {
+        match client.write_all(&[0u8; 65536]).await {
+            Ok(()) => gort::time::sleep(Duration::from_millis(1)).await,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let e = err.expect("writing to a closed peer must fail");
+    assert!(
+        matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ),
+        "{e:?}"
+    );
+}
+
+#[gort::test]
+async fn net_address_in_use_is_a_clear_error() {
+    let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = a.local_addr().unwrap();
+    let err = TcpListener::bind(addr).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+#[gort::test]
+async fn net_connect_refused_and_timeout() {
+    // A port nobody listens on: bind, note it, close.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let err = TcpStream::connect(addr).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    let ok = TcpStream::connect_timeout(addr, Duration::from_secs(5)).await;
+    assert!(ok.is_err());
+}
+
+/// DESIGN.md's case: one worker runs a CPU-heavy task while a socket becomes readable;
+/// the other worker, parked in the shared driver, notices and runs the reader.
+#[test]
+fn net_readiness_noticed_while_other_worker_busy() {
+    let _w = watchdog("net_readiness_noticed_while_other_worker_busy", 30);
+    // No hand-offs: only the shared driver can make this work.
+    let rt = gort::Runtime::builder()
+        .workers(2)
+        .blocking_threshold(Duration::ZERO)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let busy_done = Arc::new(AtomicBool::new(false));
+        let b = busy_done.clone();
+        let busy = gort::spawn(async move {
+            let end = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < end {
+                std::hint::spin_loop();
+            }
+            b.store(true, Ordering::SeqCst);
+        });
+        let reader = gort::spawn(async move {
+            let mut buf = [0u8; 4];
+            let n = server.read(&mut buf).await.unwrap();
+            (n, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        use std::io::Write;
+        let sent = Instant::now();
+        client.write_all(b"ping").unwrap();
+        let (n, read_at) = reader.await.unwrap();
+        assert_eq!(n, 4);
+        assert!(
+            read_at.duration_since(sent) < Duration::from_millis(250),
+            "readiness waited {:?} for the busy worker",
+            read_at.duration_since(sent)
+        );
+        assert!(
+            !busy_done.load(Ordering::SeqCst),
+            "the read waited for the busy task to finish"
+        );
+        busy.await.unwrap();
+    });
+}
+
+#[test]
+fn net_dropped_accept_and_read_futures_leak_no_fds() {
+    let _w = watchdog("net_dropped_accept_and_read_futures_leak_no_fds", 60);
+    let rt = gort::Runtime::builder().workers(2).build().unwrap();
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    rt.block_on(async {
+        let addr = echo_server().await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Warm up lazily created threads and descriptors.
+        let _ = gort::time::timeout(Duration::from_millis(1), listener.accept()).await;
+        let before = fds();
+        for _ in 0..200 {
+            let _ = gort::time::timeout(Duration::from_micros(200), listener.accept()).await;
+            let s = TcpStream::connect(addr).await.unwrap();
+            let mut buf = [0u8; 8];
+            let _ = gort::time::timeout(Duration::from_micros(200), s.read(&mut buf)).await;
+            let _ = gort::time::timeout(Duration::from_micros(50), TcpStream::connect(addr)).await;
+        }
+        gort::time::sleep(Duration::from_millis(100)).await;
+        let after = fds();
+        assert!(after <= before + 2, "fds grew from {before} to {after}");
+    });
+}

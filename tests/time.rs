@@ -1,0 +1,105 @@
+//! Timers: `sleep`, `timeout`, `interval` on the reactor.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::watchdog;
+use gort::time;
+
+#[gort::test(workers = 2)]
+async fn time_sleep_waits_at_least_its_duration() {
+    let _w = watchdog("time_sleep_waits_at_least_its_duration", 20);
+    let start = Instant::now();
+    time::sleep(Duration::from_millis(30)).await;
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(30), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[gort::test(workers = 2)]
+async fn time_timers_fire_in_deadline_order() {
+    let _w = watchdog("time_timers_fire_in_deadline_order", 20);
+    let (tx, rx) = gort::chan::unbounded::<u64>();
+    for ms in [50u64, 10, 40, 20, 30] {
+        let tx = tx.clone();
+        gort::spawn(async move {
+            time::sleep(Duration::from_millis(ms)).await;
+            tx.send(ms).await.unwrap();
+        });
+    }
+    drop(tx);
+    let mut got = Vec::new();
+    while let Some(v) = rx.recv().await {
+        got.push(v);
+    }
+    assert_eq!(got, [10, 20, 30, 40, 50]);
+}
+
+#[gort::test(workers = 2)]
+async fn time_timeout_cancels_the_slow_future() {
+    let _w = watchdog("time_timeout_cancels_the_slow_future", 20);
+    let slow = time::timeout(
+        Duration::from_millis(20),
+        time::sleep(Duration::from_secs(10)),
+    )
+    .await;
+    assert!(slow.is_err());
+    let fast = time::timeout(Duration::from_secs(10), async { 5 }).await;
+    assert_eq!(fast, Ok(5));
+}
+
+#[test]
+fn time_dropped_sleeps_leave_no_timers() {
+    let _w = watchdog("time_dropped_sleeps_leave_no_timers", 20);
+    let rt = gort::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(async {
+        for _ in 0..1000 {
+            let _ = time::timeout(
+                Duration::from_millis(1),
+                time::sleep(Duration::from_secs(60)),
+            )
+            .await;
+        }
+    });
+    assert_eq!(rt.reactor().num_timers(), 0);
+}
+
+#[test]
+fn time_100k_concurrent_sleeps_complete() {
+    let _w = watchdog("time_100k_concurrent_sleeps_complete", 60);
+    let rt = gort::Runtime::builder().workers(2).build().unwrap();
+    let n = rt.block_on(async {
+        let handles: Vec<_> = (0..100_000u64)
+            .map(|i| {
+                gort::spawn(async move { time::sleep(Duration::from_millis(10 + i % 50)).await })
+            })
+            .collect();
+        let mut n = 0;
+        for h in handles {
+            h.await.unwrap();
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(n, 100_000);
+    assert_eq!(rt.reactor().num_timers(), 0);
+}
+
+#[gort::test(workers = 1)]
+async fn time_interval_ticks_and_skips_missed_ticks() {
+    let _w = watchdog("time_interval_ticks_and_skips_missed_ticks", 20);
+    let mut iv = time::interval(Duration::from_millis(10));
+    let first = iv.tick().await;
+    let second = iv.tick().await;
+    assert_eq!(second - first, Duration::from_millis(10));
+    // Fall behind by ~5 periods: the next tick comes once, not five times in a row.
+    std::thread::sleep(Duration::from_millis(55));
+    let late = iv.tick().await;
+    let after = iv.tick().await;
+    assert!(
+        after - late >= Duration::from_millis(10),
+        "{:?}",
+        after - late
+    );
+}
