@@ -1,0 +1,126 @@
+//! TCP echo server: `cargo run --release --example echo [-- --addr 127.0.0.1:7878]`.
+//!
+//! One task per connection; prints the address and the I/O driver; shuts down cleanly
+//! on Ctrl-C (SIGINT) or SIGTERM: stops accepting, and dropping the runtime cancels the
+//! connection tasks at their next `.await`.
+
+use std::io;
+use std::net::SocketAddr;
+
+use gort::chan;
+use gort::net::{TcpListener, TcpStream};
+
+/// Bytes read per `read` call: one page, like tokio's usual echo buffer.
+const BUF_SIZE: usize = 4096;
+const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+
+fn main() -> io::Result<()> {
+    let addr = parse_args()?;
+    // Block the stop signals in this thread *before* the runtime starts its threads,
+    // which inherit the mask; one thread then waits for them with sigwait.
+    let signals = stop_signals();
+    block(&signals)?;
+    let rt = gort::Runtime::new()?;
+    let (stop_tx, stop_rx) = chan::bounded::<()>(1);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            wait_for(&signals);
+            let _ = stop_tx.send_blocking(());
+        })?;
+
+    rt.block_on(async {
+        let listener = TcpListener::bind(addr).await?;
+        println!(
+            "gort echo listening on {} ({} driver, {} workers); Ctrl-C to stop",
+            listener.local_addr()?,
+            rt.driver(),
+            rt.metrics().num_workers()
+        );
+        loop {
+            gort::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        gort::spawn(serve(stream));
+                    }
+                    Err(e) => eprintln!("accept: {e}"),
+                },
+                _ = stop_rx.recv() => break,
+            }
+        }
+        io::Result::Ok(())
+    })?;
+    println!(
+        "stopping: {} connections open",
+        rt.metrics().num_alive_tasks()
+    );
+    drop(rt);
+    Ok(())
+}
+
+async fn serve(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; BUF_SIZE];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn parse_args() -> io::Result<SocketAddr> {
+    let mut args = std::env::args().skip(1);
+    let mut addr = DEFAULT_ADDR.to_owned();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--addr" => addr = args.next().ok_or_else(|| usage("--addr needs a value"))?,
+            "-h" | "--help" => {
+                println!("usage: echo [--addr HOST:PORT]   (default {DEFAULT_ADDR})");
+                std::process::exit(0);
+            }
+            other => return Err(usage(&format!("unknown argument {other:?}"))),
+        }
+    }
+    addr.parse()
+        .map_err(|e| usage(&format!("--addr {addr:?}: {e}")))
+}
+
+fn usage(msg: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{msg}; usage: echo [--addr HOST:PORT]"),
+    )
+}
+
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset only write the set we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    }
+}
+
+fn block(set: &libc::sigset_t) -> io::Result<()> {
+    // SAFETY: a valid set; the old mask is not needed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, set, std::ptr::null_mut()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+fn wait_for(set: &libc::sigset_t) {
+    let mut sig = 0;
+    // SAFETY: a valid set and a valid out-pointer; the signals are blocked in every
+    // thread, so sigwait is the only way they are delivered.
+    unsafe { libc::sigwait(set, &mut sig) };
+}
