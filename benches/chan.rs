@@ -36,6 +36,16 @@ fn gort_rt() -> gort::Runtime {
         .expect("gort runtime")
 }
 
+/// gort without the reactor (workers park on a condition variable), to show what
+/// parking in epoll costs on workloads that do no I/O.
+fn gort_rt_no_reactor() -> gort::Runtime {
+    gort::Runtime::builder()
+        .workers(WORKERS)
+        .park_with(|_| Ok(Box::new(gort::runtime::ThreadParker::new())))
+        .build()
+        .expect("gort runtime")
+}
+
 fn tokio_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
@@ -292,6 +302,7 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |w: &str| filter.as_deref().is_none_or(|f| w.contains(f));
     let grt = gort_rt();
+    let grt_plain = gort_rt_no_reactor();
     let trt = tokio_rt();
     let mut results: Results = Vec::new();
     let n = sizes.ping_pongs;
@@ -310,6 +321,12 @@ fn main() {
                 &w,
                 "gort",
                 per(timed(|| gort_ping_pong(&grt, cap, n), n)),
+            );
+            record(
+                &mut results,
+                &w,
+                "gort, no reactor",
+                per(timed(|| gort_ping_pong(&grt_plain, cap, n), n)),
             );
             if cap == 1 {
                 record(

@@ -34,7 +34,7 @@ fn main() -> io::Result<()> {
         println!(
             "gort echo listening on {} ({} driver, {} workers); Ctrl-C to stop",
             listener.local_addr()?,
-            rt.driver(),
+            rt.driver().map_or("no".to_owned(), |d| d.to_string()),
             rt.metrics().num_workers()
         );
         loop {

@@ -14,6 +14,8 @@ use gort_netio::{Driver, DriverKind};
 /// variables `GORT_WORKERS`, `GORT_MAX_BLOCKING`, `GORT_DEBUG` included).
 pub struct Builder {
     inner: gort_executor::Builder,
+    /// A custom parker replaces the reactor.
+    custom_park: bool,
 }
 
 impl Default for Builder {
@@ -32,6 +34,7 @@ impl Builder {
     pub fn new() -> Builder {
         Builder {
             inner: gort_executor::Builder::new(),
+            custom_park: false,
         }
     }
 
@@ -85,6 +88,7 @@ impl Builder {
         f: impl Fn(usize) -> io::Result<Box<dyn Park>> + Send + Sync + 'static,
     ) -> &mut Self {
         self.inner.park_with(f);
+        self.custom_park = true;
         self
     }
 
@@ -94,7 +98,11 @@ impl Builder {
     /// As [`gort_executor::Builder::build`], and when the kernel refuses the epoll
     /// descriptor.
     pub fn build(&mut self) -> io::Result<Runtime> {
-        let driver = gort_netio::install(&mut self.inner)?;
+        let driver = if self.custom_park {
+            None
+        } else {
+            Some(gort_netio::install(&mut self.inner)?)
+        };
         Ok(Runtime {
             inner: self.inner.build()?,
             driver,
@@ -106,7 +114,8 @@ impl Builder {
 /// the executor's runtime for `block_on`, `spawn`, `handle`, `metrics`, ...
 pub struct Runtime {
     inner: gort_executor::Runtime,
-    driver: Arc<Driver>,
+    /// `None` when built with a custom parker.
+    driver: Option<Arc<Driver>>,
 }
 
 impl Runtime {
@@ -123,14 +132,14 @@ impl Runtime {
         Builder::new()
     }
 
-    /// Which I/O backend runs.
-    pub fn driver(&self) -> DriverKind {
-        DriverKind::Epoll
+    /// Which I/O backend runs (`None` when built with a custom parker).
+    pub fn driver(&self) -> Option<DriverKind> {
+        self.driver.as_ref().map(|_| DriverKind::Epoll)
     }
 
-    /// The reactor (for its counters: registered sources, pending timers).
-    pub fn reactor(&self) -> &Arc<Driver> {
-        &self.driver
+    /// The reactor, for its counters (registered sources, pending timers).
+    pub fn reactor(&self) -> Option<&Arc<Driver>> {
+        self.driver.as_ref()
     }
 
     /// See [`gort_executor::Runtime::shutdown_timeout`].

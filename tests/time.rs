@@ -62,7 +62,7 @@ fn time_dropped_sleeps_leave_no_timers() {
             .await;
         }
     });
-    assert_eq!(rt.reactor().num_timers(), 0);
+    assert_eq!(rt.reactor().unwrap().num_timers(), 0);
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn time_100k_concurrent_sleeps_complete() {
         n
     });
     assert_eq!(n, 100_000);
-    assert_eq!(rt.reactor().num_timers(), 0);
+    assert_eq!(rt.reactor().unwrap().num_timers(), 0);
 }
 
 #[gort::test(workers = 1)]
