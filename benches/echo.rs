@@ -1,0 +1,239 @@
+//! Echo servers compared by messages per second of *server CPU time*: gort, tokio's
+//! multi-thread runtime, and a thread-per-connection server, each with one worker,
+//! pinned to core 0, while one load generator (gort, `benches/support/echo_client.rs`,
+//! the same for every contender) runs on core 1.
+//!
+//! On a 2-core machine the load generator saturates before the server, so messages/s
+//! alone mostly measures the client; user + system CPU time of the server process
+//! (from `/proc/PID/stat`) over the measured window is the comparison DESIGN.md asks
+//! for. Each server runs in a child process (this binary with `--server NAME`). Every
+//! contender runs once per round, rounds alternate, the table gives medians.
+//! `cargo bench --bench echo` (about 2 minutes); `-- --quick` for a short pass.
+
+#[path = "support/echo_client.rs"]
+mod echo_client;
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SERVERS: [&str; 3] = ["gort", "tokio", "threads"];
+/// Buffer each server reads into: one page, for all contenders.
+const BUF: usize = 4096;
+
+fn pin_to(core: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET and sched_setaffinity only touch it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+fn serve(kind: &str) -> io::Result<()> {
+    pin_to(0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    println!("{}", listener.local_addr()?);
+    io::stdout().flush()?;
+    match kind {
+        "gort" => {
+            let rt = gort::Runtime::builder().workers(1).build()?;
+            rt.block_on(async move {
+                let l = gort::net::TcpListener::from_std(listener)?;
+                loop {
+                    let (s, _) = l.accept().await?;
+                    gort::spawn(async move {
+                        let _ = s.set_nodelay(true);
+                        let mut buf = vec![0u8; BUF];
+                        while let Ok(n @ 1..) = s.read(&mut buf).await {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            })
+        }
+        "tokio" => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_io()
+                .build()?;
+            rt.block_on(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                listener.set_nonblocking(true)?;
+                let l = tokio::net::TcpListener::from_std(listener)?;
+                loop {
+                    let (mut s, _) = l.accept().await?;
+                    tokio::spawn(async move {
+                        let _ = s.set_nodelay(true);
+                        let mut buf = vec![0u8; BUF];
+                        while let Ok(n @ 1..) = s.read(&mut buf).await {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            })
+        }
+        _ => {
+            for s in listener.incoming() {
+                let mut s = s?;
+                std::thread::spawn(move || {
+                    let _ = s.set_nodelay(true);
+                    let mut buf = vec![0u8; BUF];
+                    while let Ok(n @ 1..) = s.read(&mut buf) {
+                        if s.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// User + system CPU time of process `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stime: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(utime + stime)
+}
+
+fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
+struct Sample {
+    msgs_per_s: f64,
+    msgs_per_cpu_s: f64,
+    p50_us: u32,
+    p99_us: u32,
+}
+
+fn start_server(kind: &str) -> io::Result<(Child, SocketAddr)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--server", kind])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    let mut out = child.stdout.take().expect("piped");
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte)? == 1 && byte[0] != b'\n' {
+        line.push(byte[0] as char);
+    }
+    let addr = line
+        .trim()
+        .parse()
+        .map_err(|e| io::Error::other(format!("server said {line:?}: {e}")))?;
+    Ok((child, addr))
+}
+
+fn measure(
+    rt: &gort::Runtime,
+    kind: &str,
+    conns: usize,
+    size: usize,
+    secs: u64,
+) -> io::Result<Sample> {
+    let (mut child, addr) = start_server(kind)?;
+    let res = (|| {
+        // Connect and warm up briefly, then measure a window of `secs`.
+        let end = Instant::now() + Duration::from_millis(300) + Duration::from_secs(secs);
+        let before = cpu_ticks(child.id())?;
+        let start = Instant::now();
+        let mut lat: Vec<u32> = rt.block_on(async {
+            let tasks: Vec<_> = (0..conns)
+                .map(|i| gort::spawn(echo_client::client(addr, size, i as u8, end)))
+                .collect();
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.map_err(io::Error::from)??);
+            }
+            io::Result::Ok(all)
+        })?;
+        let wall = start.elapsed().as_secs_f64();
+        let cpu = (cpu_ticks(child.id())? - before) as f64 / ticks_per_sec();
+        lat.sort_unstable();
+        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+        Ok(Sample {
+            msgs_per_s: lat.len() as f64 / wall,
+            msgs_per_cpu_s: lat.len() as f64 / cpu.max(1e-3),
+            p50_us: pct(0.5),
+            p99_us: pct(0.99),
+        })
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    res
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--server") {
+        return serve(args.get(i + 1).map_or("gort", String::as_str));
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let (rounds, secs) = if quick { (1, 1) } else { (3, 3) };
+    pin_to(1);
+    let rt = gort::Runtime::builder().workers(1).build()?;
+    let workloads = [(100usize, 64usize), (1000, 1024)];
+    let mut results: Vec<(String, &str, Vec<Sample>)> = Vec::new();
+    for round in 0..rounds {
+        for &(conns, size) in &workloads {
+            let w = format!("{conns} conns x {size} B");
+            for kind in SERVERS {
+                eprintln!("round {}/{rounds}: {w}: {kind}", round + 1);
+                let s = match measure(&rt, kind, conns, size, secs) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("  {kind} failed: {e}");
+                        continue;
+                    }
+                };
+                match results.iter_mut().find(|(w2, k, _)| *w2 == w && *k == kind) {
+                    Some((_, _, v)) => v.push(s),
+                    None => results.push((w.clone(), kind, vec![s])),
+                }
+            }
+        }
+    }
+    println!("\n## echo: server on core 0 (1 worker), load generator on core 1; medians of {rounds} rounds of {secs} s\n");
+    println!("| workload | server | msg/s | msg per server-CPU-s | ÷ tokio | p50 µs | p99 µs |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for (w, kind, samples) in &results {
+        let cpu = median(samples.iter().map(|s| s.msgs_per_cpu_s).collect());
+        let tokio = results
+            .iter()
+            .find(|(w2, k, _)| w2 == w && *k == "tokio")
+            .map(|(_, _, v)| median(v.iter().map(|s| s.msgs_per_cpu_s).collect()))
+            .unwrap_or(f64::NAN);
+        println!(
+            "| {w} | {kind} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} |",
+            median(samples.iter().map(|s| s.msgs_per_s).collect()),
+            cpu,
+            cpu / tokio,
+            median(samples.iter().map(|s| s.p50_us as f64).collect()),
+            median(samples.iter().map(|s| s.p99_us as f64).collect()),
+        );
+    }
+    for kind in SERVERS {
+        if !results.iter().any(|(_, k, _)| *k == kind) {
+            println!("| (all) | {kind} | failed | | | | |");
+        }
+    }
+    Ok(())
+}
