@@ -7,6 +7,7 @@
 //! backend is the next step (issue 3).
 
 pub mod driver;
+pub mod fs;
 pub mod net;
 pub mod time;
 

@@ -1,9 +1,13 @@
-//! Networking: TCP on the shared reactor (UDP, Unix sockets and io_uring come next).
+//! Networking on the shared reactor: TCP, UDP and Unix stream sockets.
 
 mod evented;
 mod tcp;
+mod udp;
+mod unix;
 
-pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
+pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixListener, UnixStream};
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
