@@ -18,9 +18,20 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SERVERS: [&str; 3] = ["gort", "tokio", "threads"];
+const SERVERS: [&str; 4] = ["gort", "gort-nomonitor", "tokio", "threads"];
 /// Buffer each server reads into: one page, for all contenders.
 const BUF: usize = 4096;
+
+/// First byte of the messages of the "blocking handler" connection: the server's
+/// handler then sleeps [`BLOCK`] before echoing (a stand-in for a blocking call).
+const BLOCK_MARK: u8 = 0xFF;
+const BLOCK: Duration = Duration::from_millis(100);
+
+fn block_if_marked(msg: &[u8]) {
+    if msg.first() == Some(&BLOCK_MARK) {
+        std::thread::sleep(BLOCK);
+    }
+}
 
 fn pin_to(core: usize) {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET and sched_setaffinity only touch it.
@@ -37,8 +48,13 @@ fn serve(kind: &str) -> io::Result<()> {
     println!("{}", listener.local_addr()?);
     io::stdout().flush()?;
     match kind {
-        "gort" => {
-            let rt = gort::Runtime::builder().workers(1).build()?;
+        "gort" | "gort-nomonitor" => {
+            let mut b = gort::Runtime::builder();
+            b.workers(1);
+            if kind == "gort-nomonitor" {
+                b.blocking_threshold(Duration::ZERO);
+            }
+            let rt = b.build()?;
             rt.block_on(async move {
                 let l = gort::net::TcpListener::from_std(listener)?;
                 loop {
@@ -47,6 +63,7 @@ fn serve(kind: &str) -> io::Result<()> {
                         let _ = s.set_nodelay(true);
                         let mut buf = vec![0u8; BUF];
                         while let Ok(n @ 1..) = s.read(&mut buf).await {
+                            block_if_marked(&buf[..n]);
                             if s.write_all(&buf[..n]).await.is_err() {
                                 break;
                             }
@@ -70,6 +87,7 @@ fn serve(kind: &str) -> io::Result<()> {
                         let _ = s.set_nodelay(true);
                         let mut buf = vec![0u8; BUF];
                         while let Ok(n @ 1..) = s.read(&mut buf).await {
+                            block_if_marked(&buf[..n]);
                             if s.write_all(&buf[..n]).await.is_err() {
                                 break;
                             }
@@ -85,6 +103,7 @@ fn serve(kind: &str) -> io::Result<()> {
                     let _ = s.set_nodelay(true);
                     let mut buf = vec![0u8; BUF];
                     while let Ok(n @ 1..) = s.read(&mut buf) {
+                        block_if_marked(&buf[..n]);
                         if s.write_all(&buf[..n]).is_err() {
                             break;
                         }
@@ -143,6 +162,7 @@ fn measure(
     conns: usize,
     size: usize,
     secs: u64,
+    blocker: bool,
 ) -> io::Result<Sample> {
     let (mut child, addr) = start_server(kind)?;
     let res = (|| {
@@ -151,12 +171,18 @@ fn measure(
         let before = cpu_ticks(child.id())?;
         let start = Instant::now();
         let mut lat: Vec<u32> = rt.block_on(async {
+            // Seeds stay below the blocking mark.
             let tasks: Vec<_> = (0..conns)
-                .map(|i| gort::spawn(echo_client::client(addr, size, i as u8, end)))
+                .map(|i| gort::spawn(echo_client::client(addr, size, (i % 250) as u8, end)))
                 .collect();
+            let blocking =
+                blocker.then(|| gort::spawn(echo_client::client(addr, size, BLOCK_MARK, end)));
             let mut all = Vec::new();
             for t in tasks {
                 all.extend(t.await.map_err(io::Error::from)??);
+            }
+            if let Some(b) = blocking {
+                b.await.map_err(io::Error::from)??;
             }
             io::Result::Ok(all)
         })?;
@@ -190,14 +216,22 @@ fn main() -> io::Result<()> {
     let (rounds, secs) = if quick { (1, 1) } else { (3, 3) };
     pin_to(1);
     let rt = gort::Runtime::builder().workers(1).build()?;
-    let workloads = [(100usize, 64usize), (1000, 1024)];
+    let workloads = [
+        (100usize, 64usize, false),
+        (1000, 1024, false),
+        (100, 64, true),
+    ];
     let mut results: Vec<(String, &str, Vec<Sample>)> = Vec::new();
     for round in 0..rounds {
-        for &(conns, size) in &workloads {
-            let w = format!("{conns} conns x {size} B");
+        for &(conns, size, blocker) in &workloads {
+            let w = if blocker {
+                format!("{conns} conns x {size} B + 1 handler blocking {BLOCK:?} per message")
+            } else {
+                format!("{conns} conns x {size} B")
+            };
             for kind in SERVERS {
                 eprintln!("round {}/{rounds}: {w}: {kind}", round + 1);
-                let s = match measure(&rt, kind, conns, size, secs) {
+                let s = match measure(&rt, kind, conns, size, secs, blocker) {
                     Ok(s) => s,
                     Err(e) => {
                         eprintln!("  {kind} failed: {e}");

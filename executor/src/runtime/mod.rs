@@ -27,7 +27,7 @@ pub use builder::{
     ENV_MAX_BLOCKING, ENV_WORKERS,
 };
 pub use metrics::RuntimeMetrics;
-pub use monitor::{DEFAULT_BLOCKING_THRESHOLD, MAX_TICK, MIN_TICK};
+pub use monitor::{DEFAULT_BLOCKING_THRESHOLD, MAX_TICK, MIN_TICK, SYSCALL_THRESHOLD};
 
 use std::fmt;
 use std::future::Future;

@@ -11,6 +11,12 @@
 //! that calls `std::thread::sleep`, a blocking syscall or a long busy loop delays only
 //! itself, as a goroutine in a syscall does in Go.
 //!
+//! A poll whose thread the kernel reports asleep (state `S` or `D` in
+//! `/proc/self/task/TID/stat`: a blocking syscall, `std::thread::sleep`, a contended
+//! lock) is handed off after [`SYSCALL_THRESHOLD`] (1 ms) instead of the full
+//! threshold, which is Go's rule for Ms in syscalls; only a thread that is computing
+//! keeps its P for the whole threshold.
+//!
 //! Threads stay bounded: a handed-off M exits when its poll returns, so the number of
 //! worker threads is the number of Ps plus the number of polls currently stuck.
 //!
@@ -29,6 +35,26 @@ use crate::sched::worker::Shared;
 pub const MIN_TICK: Duration = Duration::from_millis(1);
 /// Tick while every worker is idle (Go's sysmon backs off to 10 ms too).
 pub const MAX_TICK: Duration = Duration::from_millis(10);
+/// A poll this long whose thread the kernel reports asleep (blocked in a syscall, a
+/// `sleep`, a lock) loses its P without waiting for the full threshold: its thread is
+/// not computing, so moving the other tasks away costs it nothing.
+pub const SYSCALL_THRESHOLD: Duration = Duration::from_millis(1);
+
+/// Is kernel thread `tid` of this process sleeping (`S`) or in uninterruptible wait
+/// (`D`)? False when unknown.
+fn blocked_in_kernel(tid: u32) -> bool {
+    if tid == 0 {
+        return false;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
+        return false;
+    };
+    // The state letter follows the parenthesised thread name.
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next())
+        .is_some_and(|c| c == 'S' || c == 'D')
+}
+
 /// Default blocking threshold: a poll longer than this with work waiting behind it
 /// moves the P. Go's sysmon retakes a P after 10–20 µs in a syscall, but it also knows
 /// the syscall blocked; we cannot tell a long computation from a blocked one, so we wait
@@ -101,8 +127,17 @@ fn run(handle: Handle, config: Config) {
             let Some(threshold) = config.threshold else {
                 continue;
             };
-            let stuck = now.duration_since(seen.since) >= threshold;
-            if stuck && (shared.p_has_work(i) || !shared.inject.is_empty()) {
+            let stuck_for = now.duration_since(seen.since);
+            if stuck_for < SYSCALL_THRESHOLD.min(threshold) {
+                continue;
+            }
+            if !(shared.p_has_work(i) || !shared.inject.is_empty()) {
+                continue;
+            }
+            // Go hands off a P as soon as its M enters a syscall; we cannot see the
+            // syscall, but the kernel can tell us the thread is asleep in one.
+            let tid = m.tid.load(std::sync::atomic::Ordering::Relaxed);
+            if stuck_for >= threshold || blocked_in_kernel(tid) {
                 Shared::hand_off(&handle, &m);
             }
         }

@@ -112,6 +112,9 @@ pub(crate) struct MState {
     /// means a poll that does not return.
     pub(crate) polls: AtomicU64,
     pub(crate) in_poll: AtomicBool,
+    /// The thread's kernel id (0 until it starts), so the monitor can ask the kernel
+    /// whether a stuck poll is blocked in a syscall or computing.
+    pub(crate) tid: std::sync::atomic::AtomicU32,
 }
 
 /// The P: a worker's runnable work and its way to sleep.
@@ -191,6 +194,7 @@ impl MState {
             slot: CoreSlot::new(),
             polls: AtomicU64::new(0),
             in_poll: AtomicBool::new(false),
+            tid: std::sync::atomic::AtomicU32::new(0),
         })
     }
 }
@@ -228,12 +232,22 @@ pub(crate) fn spawn_worker(handle: &Handle, core: Box<Core>) -> Result<(), (io::
     }
 }
 
+/// The calling thread's kernel id, from `/proc/thread-self` (0 where there is no
+/// procfs; the monitor then relies on the threshold alone).
+fn current_tid() -> u32 {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The body of a worker thread.
 fn run(handle: Handle, m: Arc<MState>, core: Box<Core>) {
+    m.tid.store(current_tid(), Ordering::Relaxed);
     // Counted as exited however the loop ends, so shutdown never waits for a worker
     // that died of a scheduler bug.
     struct ExitGuard(Handle);
