@@ -131,7 +131,7 @@ fn run(handle: Handle, config: Config) {
             if stuck_for < SYSCALL_THRESHOLD.min(threshold) {
                 continue;
             }
-            if !(shared.p_has_work(i) || !shared.inject.is_empty()) {
+            if !shared.p_has_work(i) && shared.inject.is_empty() {
                 continue;
             }
             // Go hands off a P as soon as its M enters a syscall; we cannot see the
