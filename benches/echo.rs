@@ -1,5 +1,6 @@
-//! Echo servers compared by messages per second of *server CPU time*: gort, tokio's
-//! multi-thread runtime, and a thread-per-connection server, each with one worker,
+//! Echo servers compared by messages per second of *server CPU time*: gort (with and
+//! without its monitor), tokio's multi-thread runtime, a thread-per-connection server,
+//! and the floor (a runtime-less single-threaded mio loop), each with one worker,
 //! pinned to core 0, while one load generator (gort, `benches/support/echo_client.rs`,
 //! the same for every contender) runs on core 1.
 //!
@@ -18,7 +19,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SERVERS: [&str; 4] = ["gort", "gort-nomonitor", "tokio", "threads"];
+const SERVERS: [&str; 5] = ["gort", "gort-nomonitor", "tokio", "threads", "mio-floor"];
 /// Buffer each server reads into: one page, for all contenders.
 const BUF: usize = 4096;
 
@@ -96,6 +97,7 @@ fn serve(kind: &str) -> io::Result<()> {
                 }
             })
         }
+        "mio-floor" => mio_floor(listener),
         _ => {
             for s in listener.incoming() {
                 let mut s = s?;
@@ -111,6 +113,77 @@ fn serve(kind: &str) -> io::Result<()> {
                 });
             }
             Ok(())
+        }
+    }
+}
+
+/// The floor: a runtime-less, single-threaded mio loop with one shared buffer. No
+/// tasks, no wakers, no queues: what epoll alone costs per message.
+fn mio_floor(listener: std::net::TcpListener) -> io::Result<()> {
+    use mio::net::{TcpListener, TcpStream};
+    use mio::{Events, Interest, Poll, Token};
+    const LISTENER: Token = Token(usize::MAX);
+    listener.set_nonblocking(true)?;
+    let mut listener = TcpListener::from_std(listener);
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut conns: slab::Slab<(TcpStream, Vec<u8>)> = slab::Slab::new();
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; BUF];
+    loop {
+        poll.poll(&mut events, None)?;
+        for ev in events.iter() {
+            if ev.token() == LISTENER {
+                while let Ok((mut s, _)) = listener.accept() {
+                    let _ = s.set_nodelay(true);
+                    let entry = conns.vacant_entry();
+                    poll.registry().register(
+                        &mut s,
+                        Token(entry.key()),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
+                    entry.insert((s, Vec::new()));
+                }
+                continue;
+            }
+            let key = ev.token().0;
+            let Some((s, pending)) = conns.get_mut(key) else {
+                continue;
+            };
+            let mut closed = false;
+            // Flush what a short write left, then echo everything readable.
+            while !pending.is_empty() {
+                match s.write(pending) {
+                    Ok(n) => {
+                        pending.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            while !closed && pending.is_empty() {
+                match s.read(&mut buf) {
+                    Ok(0) => closed = true,
+                    Ok(n) => match s.write(&buf[..n]) {
+                        Ok(w) if w == n => {}
+                        Ok(w) => pending.extend_from_slice(&buf[w..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            pending.extend_from_slice(&buf[..n])
+                        }
+                        Err(_) => closed = true,
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => closed = true,
+                }
+            }
+            if closed {
+                let (mut s, _) = conns.remove(key);
+                let _ = poll.registry().deregister(&mut s);
+            }
         }
     }
 }

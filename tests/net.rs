@@ -259,3 +259,21 @@ fn net_dropped_accept_and_read_futures_leak_no_fds() {
         assert!(after <= before + 2, "fds grew from {before} to {after}");
     });
 }
+
+#[gort::test(workers = 2)]
+async fn net_owned_buffer_read_and_write() {
+    let _w = watchdog("net_owned_buffer_read_and_write", 20);
+    let addr = echo_server().await.unwrap();
+    let s = TcpStream::connect(addr).await.unwrap();
+    let (res, back) = s.write_all_owned(b"owned bytes".to_vec()).await;
+    res.unwrap();
+    assert_eq!(back, b"owned bytes");
+    let mut buf = Vec::with_capacity(64);
+    buf.extend_from_slice(b">");
+    while buf.len() < 12 {
+        let (res, b) = s.read_owned(buf).await;
+        assert!(res.unwrap() > 0);
+        buf = b;
+    }
+    assert_eq!(buf, b">owned bytes");
+}

@@ -41,19 +41,37 @@ pub const MAX_TICK: Duration = Duration::from_millis(10);
 pub const SYSCALL_THRESHOLD: Duration = Duration::from_millis(1);
 
 /// Is kernel thread `tid` of this process sleeping (`S`) or in uninterruptible wait
-/// (`D`)? False when unknown.
-fn blocked_in_kernel(tid: u32) -> bool {
+/// (`D`)? False when unknown. `cache` keeps the thread's stat file open, so a check
+/// is one `pread` rather than open/stat/read/close.
+fn blocked_in_kernel(tid: u32, cache: &mut Option<(u32, std::fs::File)>) -> bool {
+    use std::os::unix::fs::FileExt;
     if tid == 0 {
         return false;
     }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
+    if cache.as_ref().is_none_or(|(t, _)| *t != tid) {
+        *cache = std::fs::File::open(format!("/proc/self/task/{tid}/stat"))
+            .ok()
+            .map(|f| (tid, f));
+    }
+    let Some((_, file)) = cache else {
         return false;
     };
+    // The line is under 400 bytes; the state is within the first hundred or so.
+    let mut buf = [0u8; STAT_PREFIX];
+    let Ok(n) = file.read_at(&mut buf, 0) else {
+        return false;
+    };
+    let stat = &buf[..n];
     // The state letter follows the parenthesised thread name.
-    stat.rfind(')')
-        .and_then(|i| stat[i + 1..].trim_start().chars().next())
-        .is_some_and(|c| c == 'S' || c == 'D')
+    stat.iter()
+        .rposition(|&b| b == b')')
+        .and_then(|i| stat[i + 1..].iter().find(|b| !b.is_ascii_whitespace()))
+        .is_some_and(|&c| c == b'S' || c == b'D')
 }
+
+/// Bytes of `/proc/.../stat` read to find the state: pid, a name of at most 16 bytes
+/// in parentheses, the state letter, with room to spare.
+const STAT_PREFIX: usize = 128;
 
 /// Default blocking threshold: a poll longer than this with work waiting behind it
 /// moves the P. Go's sysmon retakes a P after 10–20 µs in a syscall, but it also knows
@@ -101,6 +119,7 @@ fn run(handle: Handle, config: Config) {
         })
         .collect();
     let mut tick = MIN_TICK;
+    let mut stat_files: Vec<Option<(u32, std::fs::File)>> = (0..n).map(|_| None).collect();
     let mut next_trace = config.schedtrace.map(|d| start + d);
     loop {
         std::thread::sleep(tick);
@@ -137,7 +156,7 @@ fn run(handle: Handle, config: Config) {
             // Go hands off a P as soon as its M enters a syscall; we cannot see the
             // syscall, but the kernel can tell us the thread is asleep in one.
             let tid = m.tid.load(std::sync::atomic::Ordering::Relaxed);
-            if stuck_for >= threshold || blocked_in_kernel(tid) {
+            if stuck_for >= threshold || blocked_in_kernel(tid, &mut stat_files[i]) {
                 Shared::hand_off(&handle, &m);
             }
         }

@@ -21,6 +21,8 @@ use crate::driver::Direction;
 /// `somaxconn`, 4096 on current Linux; 1024 is plenty for a listener that accepts in
 /// a loop, and within every kernel's limit).
 const BACKLOG: i32 = 1024;
+/// Spare room `read_owned` makes in a full buffer (one page).
+const OWNED_READ_MIN: usize = 4096;
 /// First wait after `accept` fails for lack of file descriptors; doubles up to the max.
 /// Go's net/http server backs off 5 ms → 1 s on the same errors.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
@@ -269,6 +271,38 @@ impl TcpStream {
             buf = &buf[n..];
         }
         Ok(())
+    }
+
+    /// Reads into an owned buffer (its spare capacity after `len`), returning the
+    /// buffer with the bytes appended. The shape io_uring needs (the kernel holds the
+    /// buffer while the read is in flight); on epoll it costs nothing extra.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read); the buffer comes back either way.
+    ///
+    /// # Cancel safety
+    /// Cancel safe on epoll; dropping the future drops the buffer.
+    pub async fn read_owned(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        if buf.capacity() == buf.len() {
+            buf.reserve(OWNED_READ_MIN);
+        }
+        let start = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let res = self.read(&mut buf[start..]).await;
+        buf.truncate(start + *res.as_ref().unwrap_or(&0));
+        (res, buf)
+    }
+
+    /// Writes all of an owned buffer, returning it.
+    ///
+    /// # Errors
+    /// As [`write_all`](Self::write_all); the buffer comes back either way.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: part of the buffer may have been written.
+    pub async fn write_all_owned(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let res = self.write_all(&buf).await;
+        (res, buf)
     }
 
     fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
