@@ -82,6 +82,12 @@ impl Builder {
         self
     }
 
+    /// See [`gort_executor::Builder::deadlock_detection`].
+    pub fn deadlock_detection(&mut self, on: bool) -> &mut Self {
+        self.inner.deadlock_detection(on);
+        self
+    }
+
     /// Replaces the reactor with a custom parker (no `gort::net`/`gort::time` then).
     pub fn park_with(
         &mut self,

@@ -172,8 +172,9 @@ fn rt_dump_lists_live_tasks_with_spawn_location_and_state() {
     assert_eq!(me.spawned_at.file(), file!());
     assert_eq!(me.spawned_at.line(), line);
     let text = me.to_string();
+    assert_eq!(me.wait, gort::task::WaitReason::ChanRecv);
     assert!(
-        text.contains("[waiting]") && text.contains("tests/monitor.rs"),
+        text.contains("[chan receive]") && text.contains("tests/monitor.rs"),
         "{text}"
     );
     drop(tx);
@@ -255,4 +256,76 @@ fn rt_echo_p99_survives_a_blocking_handler() {
         "p99 {loaded} us: the blocking handler stalled its neighbours"
     );
     assert!(server.metrics().num_handoffs() >= 1);
+}
+
+/// Go's "all goroutines are asleep - deadlock!": two tasks each waiting for the
+/// other's channel, and `block_on` waiting for one of them.
+#[test]
+fn rt_deadlock_is_reported_with_each_task_and_its_wait() {
+    let _w = watchdog("rt_deadlock_is_reported_with_each_task_and_its_wait", 30);
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let (tx1, rx1) = gort::chan::bounded::<u32>(0);
+            let (tx2, rx2) = gort::chan::bounded::<u32>(0);
+            let a = gort::spawn(async move {
+                let v = rx1.recv().await;
+                tx2.send(v.unwrap_or(0)).await.ok();
+            });
+            let _b = gort::spawn(async move {
+                let v = rx2.recv().await;
+                tx1.send(v.unwrap_or(0)).await.ok();
+            });
+            a.await.ok();
+        })
+    }))
+    .expect_err("a deadlock must end block_on with a panic");
+    let msg = common::panic_message(&*err);
+    assert!(msg.contains("all tasks are asleep - deadlock!"), "{msg}");
+    assert!(msg.contains("[chan receive]"), "{msg}");
+    assert!(msg.contains("block_on [JoinHandle await]"), "{msg}");
+    assert!(
+        msg.contains("tests/monitor.rs"),
+        "spawn locations missing: {msg}"
+    );
+    assert_eq!(msg.matches("[chan receive]").count(), 2, "{msg}");
+}
+
+/// A task parked on `accept` is waiting for the outside world, not deadlocked.
+#[test]
+fn rt_open_listener_is_not_a_deadlock() {
+    let _w = watchdog("rt_open_listener_is_not_a_deadlock", 30);
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let listener = rt
+        .block_on(gort::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = rt.spawn(async move { listener.accept().await.map(|_| ()) });
+    let client = std::thread::spawn(move || {
+        // Well past the deadlock grace period.
+        std::thread::sleep(Duration::from_millis(1500));
+        std::net::TcpStream::connect(addr).unwrap()
+    });
+    rt.block_on(server).unwrap().unwrap();
+    drop(client.join().unwrap());
+}
+
+/// With the check off, a program woken by a plain thread (outside any gort call)
+/// after a long pause just waits.
+#[test]
+fn rt_deadlock_detection_can_be_turned_off() {
+    let _w = watchdog("rt_deadlock_detection_can_be_turned_off", 30);
+    let rt = Runtime::builder()
+        .workers(1)
+        .deadlock_detection(false)
+        .build()
+        .unwrap();
+    let (tx, rx) = gort::chan::bounded::<u32>(1);
+    let feeder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1200));
+        tx.try_send(7).unwrap();
+    });
+    let task = rt.spawn(async move { rx.recv().await });
+    assert_eq!(rt.block_on(task).unwrap(), Some(7));
+    feeder.join().unwrap();
 }

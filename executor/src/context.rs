@@ -21,6 +21,9 @@ struct Context {
     /// Set on worker threads: the P this thread runs.
     worker: RefCell<Option<Rc<WorkerContext>>>,
     budget: Cell<Budget>,
+    /// What the future being polled on this thread waits for, set by gort's leaf
+    /// futures when they return `Pending` (a `WaitReason` as `u8`).
+    wait_reason: Cell<u8>,
 }
 
 thread_local! {
@@ -30,6 +33,7 @@ thread_local! {
             entered: Cell::new(false),
             worker: RefCell::new(None),
             budget: Cell::new(Budget::unconstrained()),
+            wait_reason: Cell::new(0),
         }
     };
 }
@@ -123,6 +127,15 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
         Ok(r) => r,
         Err(_) => (f.take().expect("not called when try_with fails"))(None),
     }
+}
+
+/// Replaces the current poll's wait reason; returns the previous one.
+pub(crate) fn replace_wait_reason(r: u8) -> u8 {
+    CONTEXT.try_with(|c| c.wait_reason.replace(r)).unwrap_or(0)
+}
+
+pub(crate) fn wait_reason() -> u8 {
+    CONTEXT.try_with(|c| c.wait_reason.get()).unwrap_or(0)
 }
 
 pub(crate) fn budget() -> Budget {

@@ -41,5 +41,9 @@ pub fn install(builder: &mut gort_executor::Builder) -> io::Result<Arc<Driver>> 
     let d = driver.clone();
     builder.park_with(move |_| Ok(Box::new(driver::DriverPark::new(d.clone())) as _));
     builder.extension(Arc::new(driver.clone()));
+    // While timers or sockets are registered, something outside the scheduler may
+    // still wake a task: no deadlock then.
+    let d = driver.clone();
+    builder.idle_probe(move || d.num_timers() > 0 || d.num_sources() > 0);
     Ok(driver)
 }

@@ -98,6 +98,7 @@ impl Future for Sleep {
             self.cancel();
             return Poll::Ready(());
         }
+        gort_executor::task::set_wait_reason(gort_executor::task::WaitReason::Timer);
         Poll::Pending
     }
 }

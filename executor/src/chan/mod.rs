@@ -80,6 +80,7 @@ fn new<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
         state: Mutex::new(State::new(cap)),
         senders: AtomicUsize::new(1),
         receivers: AtomicUsize::new(1),
+        external: std::sync::atomic::AtomicBool::new(false),
     });
     (
         Sender { chan: chan.clone() },
@@ -91,6 +92,43 @@ struct Chan<T> {
     state: Mutex<State<T>>,
     senders: AtomicUsize,
     receivers: AtomicUsize,
+    /// Plain threads use this channel (`send_blocking`/`recv_blocking`), so a task
+    /// waiting on it may be woken from outside the runtime.
+    external: std::sync::atomic::AtomicBool,
+}
+
+/// Threads currently inside `send_blocking`/`recv_blocking`: while any is, the
+/// runtime is not deadlocked whatever its tasks wait for.
+pub(crate) static BLOCKING_CALLERS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts the calling thread as inside a blocking channel call.
+struct BlockingCall;
+
+impl BlockingCall {
+    fn enter<T>(chan: &Chan<T>) -> BlockingCall {
+        chan.external.store(true, Ordering::Relaxed);
+        BLOCKING_CALLERS.fetch_add(1, Ordering::SeqCst);
+        BlockingCall
+    }
+}
+
+impl Drop for BlockingCall {
+    fn drop(&mut self) {
+        BLOCKING_CALLERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl<T> Chan<T> {
+    /// Records why a plain `send`/`recv` on this channel is parked.
+    fn note_wait(&self, reason: crate::task::WaitReason) {
+        let external = self.external.load(Ordering::Relaxed);
+        crate::task::set_wait_reason(if external {
+            crate::task::WaitReason::ChanExternal
+        } else {
+            reason
+        });
+    }
 }
 
 impl<T> Chan<T> {
@@ -211,6 +249,7 @@ impl<T> Sender<T> {
     #[track_caller]
     pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
         assert_blocking_allowed("send_blocking");
+        let _call = BlockingCall::enter(&self.chan);
         crate::runtime::block_on_plain(self.send(value))
     }
 
@@ -279,6 +318,7 @@ impl<T> Receiver<T> {
     #[track_caller]
     pub fn recv_blocking(&self) -> Result<T, RecvError> {
         assert_blocking_allowed("recv_blocking");
+        let _call = BlockingCall::enter(&self.chan);
         crate::runtime::block_on_plain(self.recv()).ok_or(RecvError)
     }
 
@@ -427,6 +467,8 @@ impl<T> Future for Recv<'_, T> {
         let res = self.poll_step(Some(cx.waker()), || Who::Solo(Some(cx.waker().clone())));
         if res.is_ready() {
             restore.made_progress();
+        } else {
+            self.chan.note_wait(crate::task::WaitReason::ChanRecv);
         }
         res
     }
@@ -543,6 +585,8 @@ impl<T> Future for Send<'_, T> {
         let res = self.poll_step(Some(cx.waker()), || Who::Solo(Some(cx.waker().clone())));
         if res.is_ready() {
             restore.made_progress();
+        } else {
+            self.chan.note_wait(crate::task::WaitReason::ChanSend);
         }
         res
     }

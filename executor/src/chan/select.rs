@@ -155,7 +155,19 @@ impl<F: Future> SelectBranch for FutureBranch<F> {
             Action::Try => {
                 // SAFETY: structural pinning of the only field; it is never moved out.
                 let fut = unsafe { self.map_unchecked_mut(|b| &mut b.0) };
-                match fut.poll(cx) {
+                // The select's wait reason so far (`Select` unless a branch waits on
+                // something tasks alone cannot end); this branch's own reason replaces
+                // it only if it is such a thing (a timer, I/O, an unknown future).
+                let acc = crate::task::current_wait_reason();
+                crate::task::set_wait_reason(crate::task::WaitReason::Other);
+                let res = fut.poll(cx);
+                let mine = crate::task::current_wait_reason();
+                crate::task::set_wait_reason(if mine.only_tasks_can_wake() {
+                    acc
+                } else {
+                    mine
+                });
+                match res {
                     Poll::Ready(o) => Reply::Ready(o),
                     Poll::Pending => Reply::Pending,
                 }
@@ -298,6 +310,7 @@ impl Select {
         mut f: impl FnMut(usize, Action<'_>, &mut Context<'_>) -> Reply<Option<O>>,
     ) -> Poll<Option<O>> {
         let restore = std::task::ready!(coop::poll_proceed(cx));
+        crate::task::set_wait_reason(crate::task::WaitReason::Select);
 
         // Step 0.
         if self.registered {
@@ -357,6 +370,8 @@ impl Select {
                 }
             }
             if !ready_now {
+                // The wait reason is `Select`, or what a plain-future branch waits on
+                // (see `FutureBranch`).
                 return Poll::Pending;
             }
             if let Some(o) = self.stop_waiting(cx, &mut f) {

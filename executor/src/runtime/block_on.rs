@@ -27,8 +27,12 @@ impl Wake for ThreadWaker {
 }
 
 /// Polls `future` until it is ready, parking the thread between wake-ups. The caller
-/// has entered the runtime context.
-pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+/// has entered the runtime context. With `watch`, the monitor can see why the future
+/// waits and end a deadlocked wait with a panic.
+pub(crate) fn block_on<F: Future>(
+    future: F,
+    watch: Option<&super::deadlock::BlockOn>,
+) -> F::Output {
     let waker_state = Arc::new(ThreadWaker {
         thread: thread::current(),
         notified: AtomicBool::new(false),
@@ -37,12 +41,25 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+        let outer = crate::context::replace_wait_reason(0);
+        let poll = future.as_mut().poll(&mut cx);
+        let reason = crate::context::replace_wait_reason(outer);
+        if let Poll::Ready(out) = poll {
             return out;
+        }
+        if let Some(w) = watch {
+            w.wait.store(reason, Ordering::SeqCst);
+            w.parked.store(true, Ordering::SeqCst);
         }
         // `park` may return spuriously; only a wake counts.
         while !waker_state.notified.swap(false, Ordering::Acquire) {
+            if let Some(report) = watch.and_then(|w| w.take_report()) {
+                panic!("{report}");
+            }
             thread::park();
+        }
+        if let Some(w) = watch {
+            w.parked.store(false, Ordering::SeqCst);
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct Builder {
     park_factory: Option<ParkFactory>,
     blocking_threshold: Option<Duration>,
     extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    idle_probe: Option<crate::sched::worker::IdleProbe>,
+    deadlock_detection: bool,
 }
 
 impl Default for Builder {
@@ -82,6 +84,8 @@ impl Builder {
             park_factory: None,
             blocking_threshold: None,
             extension: None,
+            idle_probe: None,
+            deadlock_detection: true,
         }
     }
 
@@ -147,6 +151,24 @@ impl Builder {
         self
     }
 
+    /// Go's "all goroutines are asleep - deadlock!" (on by default): when every task and
+    /// every `block_on` waits on something only another task could end, and nothing
+    /// else (timers, sockets, blocking calls) is pending, `block_on` panics with the
+    /// list of tasks, their spawn locations and what they wait for. Turn it off for
+    /// programs whose plain threads wake tasks without going through gort's blocking
+    /// calls.
+    pub fn deadlock_detection(&mut self, on: bool) -> &mut Self {
+        self.deadlock_detection = on;
+        self
+    }
+
+    /// For the I/O reactor: `busy()` returns true while timers or sockets may still
+    /// wake a task (the deadlock check then waits).
+    pub fn idle_probe(&mut self, busy: impl Fn() -> bool + Send + Sync + 'static) -> &mut Self {
+        self.idle_probe = Some(Arc::new(busy));
+        self
+    }
+
     /// How workers sleep: `f(worker_index)` makes each worker's [`Park`]. The default is
     /// a [`ThreadParker`]; the I/O reactor passes a driver here so that a sleeping worker
     /// also waits for I/O.
@@ -196,12 +218,20 @@ impl Builder {
         let monitor = monitor::Config {
             threshold: (!threshold.is_zero()).then_some(threshold),
             schedtrace: debug.schedtrace,
+            deadlock: self.deadlock_detection,
         };
         let threads = ThreadConfig {
             name: self.thread_name.clone(),
             stack_size: self.thread_stack_size,
         };
-        Runtime::start(parks, blocking, threads, monitor, self.extension.clone())
+        Runtime::start(
+            parks,
+            blocking,
+            threads,
+            monitor,
+            self.extension.clone(),
+            self.idle_probe.clone(),
+        )
     }
 }
 

@@ -19,6 +19,7 @@
 
 mod block_on;
 mod builder;
+pub(crate) mod deadlock;
 mod metrics;
 pub(crate) mod monitor;
 
@@ -94,9 +95,15 @@ impl Runtime {
         threads: worker::ThreadConfig,
         monitor: monitor::Config,
         extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
+        idle_probe: Option<worker::IdleProbe>,
     ) -> io::Result<Runtime> {
-        let (shared, cores) =
-            worker::create(parks, BlockingPool::new(blocking), threads, extension);
+        let (shared, cores) = worker::create(
+            parks,
+            BlockingPool::new(blocking),
+            threads,
+            extension,
+            idle_probe,
+        );
         let handle = Handle { shared };
         let mut rt = Runtime {
             handle: handle.clone(),
@@ -296,7 +303,9 @@ impl Handle {
             panic!("{NESTED_BLOCK_ON}");
         };
         let _current = context::set_current(self);
-        block_on::block_on(future)
+        let watch = std::sync::Arc::new(deadlock::BlockOn::new());
+        let _registered = self.shared.register_block_on(watch.clone());
+        block_on::block_on(future, Some(&watch))
     }
 
     /// See [`Runtime::enter`].
@@ -348,7 +357,7 @@ impl fmt::Debug for Handle {
 /// Runs `future` on the calling thread without entering a runtime (for the blocking
 /// channel operations of plain threads).
 pub(crate) fn block_on_plain<F: Future>(future: F) -> F::Output {
-    block_on::block_on(future)
+    block_on::block_on(future, None)
 }
 
 /// Spawns a task on the current runtime: Go's `go f()`.

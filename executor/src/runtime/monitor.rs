@@ -85,11 +85,13 @@ pub(crate) struct Config {
     pub(crate) threshold: Option<Duration>,
     /// `None`: no trace.
     pub(crate) schedtrace: Option<Duration>,
+    /// Watch for deadlocks (`deadlock.rs`).
+    pub(crate) deadlock: bool,
 }
 
 /// Starts the monitor thread (unless it has nothing to do).
 pub(crate) fn start(handle: &Handle, config: Config) -> io::Result<()> {
-    if config.threshold.is_none() && config.schedtrace.is_none() {
+    if config.threshold.is_none() && config.schedtrace.is_none() && !config.deadlock {
         return Ok(());
     }
     let handle = handle.clone();
@@ -121,6 +123,7 @@ fn run(handle: Handle, config: Config) {
     let mut tick = MIN_TICK;
     let mut stat_files: Vec<Option<(u32, std::fs::File)>> = (0..n).map(|_| None).collect();
     let mut next_trace = config.schedtrace.map(|d| start + d);
+    let mut detector = super::deadlock::Detector::default();
     loop {
         std::thread::sleep(tick);
         if shared.is_shutdown() {
@@ -165,6 +168,9 @@ fn run(handle: Handle, config: Config) {
         } else {
             (tick * 2).min(MAX_TICK)
         };
+        if config.deadlock && !busy {
+            detector.check(&handle, shared.total_polls());
+        }
         if let (Some(every), Some(at)) = (config.schedtrace, next_trace) {
             if now >= at {
                 eprintln!("{}", trace_line(&handle, now.duration_since(start)));

@@ -88,6 +88,29 @@ pub(crate) struct Shared {
     threads: ThreadConfig,
     /// What the layer above (the I/O reactor) attached to this runtime.
     pub(crate) extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// True while something outside the scheduler (timers, sockets) may still wake a
+    /// task: the reactor's answer for the deadlock check.
+    pub(crate) idle_probe: Option<IdleProbe>,
+    /// `block_on` calls in progress (the deadlock check watches and reports to them).
+    block_ons: Mutex<Vec<Arc<crate::runtime::deadlock::BlockOn>>>,
+}
+
+/// See [`Shared::idle_probe`].
+pub(crate) type IdleProbe = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Removes a `block_on` from the watched list when it returns (or unwinds).
+pub(crate) struct BlockOnRegistration<'a> {
+    shared: &'a Shared,
+    entry: Arc<crate::runtime::deadlock::BlockOn>,
+}
+
+impl Drop for BlockOnRegistration<'_> {
+    fn drop(&mut self) {
+        let mut list = lock(&self.shared.block_ons);
+        if let Some(pos) = list.iter().position(|b| Arc::ptr_eq(b, &self.entry)) {
+            list.swap_remove(pos);
+        }
+    }
 }
 
 /// How worker threads are made.
@@ -148,6 +171,7 @@ pub(crate) fn create(
     blocking: BlockingPool,
     threads: ThreadConfig,
     extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    idle_probe: Option<IdleProbe>,
 ) -> (Arc<Shared>, Vec<Box<Core>>) {
     let n = parks.len();
     let mut remotes = Vec::with_capacity(n);
@@ -184,6 +208,8 @@ pub(crate) fn create(
         handoffs: AtomicU64::new(0),
         threads,
         extension,
+        idle_probe,
+        block_ons: Mutex::new(Vec::new()),
     });
     (shared, cores)
 }
@@ -584,6 +610,31 @@ impl Shared {
                 *g == 0
             }
         }
+    }
+
+    /// Watches a `block_on` until the returned guard drops.
+    pub(crate) fn register_block_on(
+        &self,
+        entry: Arc<crate::runtime::deadlock::BlockOn>,
+    ) -> BlockOnRegistration<'_> {
+        lock(&self.block_ons).push(entry.clone());
+        BlockOnRegistration {
+            shared: self,
+            entry,
+        }
+    }
+
+    pub(crate) fn block_ons(&self) -> Vec<Arc<crate::runtime::deadlock::BlockOn>> {
+        lock(&self.block_ons).clone()
+    }
+
+    /// Polls started by all current worker threads: changes whenever anything runs.
+    pub(crate) fn total_polls(&self) -> u64 {
+        lock(&self.ms)
+            .iter()
+            .map(|m| m.polls.load(Ordering::Relaxed))
+            .sum::<u64>()
+            .wrapping_add(self.handoffs.load(Ordering::Relaxed))
     }
 
     /// Worker threads alive, including ones retiring after a hand-off.

@@ -132,6 +132,8 @@ impl Future for BarrierWait<'_> {
         wakes.wake_all();
         if poll.is_ready() {
             coop.made_progress();
+        } else {
+            crate::task::set_wait_reason(crate::task::WaitReason::Barrier);
         }
         poll
     }

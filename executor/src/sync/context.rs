@@ -413,6 +413,8 @@ impl Future for Done<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<ContextError> {
         let this = self.get_mut();
         let Some(node) = this.node else {
+            // The background context is never done.
+            crate::task::set_wait_reason(crate::task::WaitReason::Context);
             return Poll::Pending;
         };
         let coop = ready!(coop::poll_proceed(cx));
@@ -423,6 +425,10 @@ impl Future for Done<'_> {
         drop(stale_waker);
         if poll.is_ready() {
             coop.made_progress();
+        } else if node.deadline.is_some() {
+            crate::task::set_wait_reason(crate::task::WaitReason::Timer);
+        } else {
+            crate::task::set_wait_reason(crate::task::WaitReason::Context);
         }
         poll
     }

@@ -188,6 +188,8 @@ impl Future for Notified<'_> {
         drop(stale_waker);
         if poll.is_ready() {
             coop.made_progress();
+        } else {
+            crate::task::set_wait_reason(crate::task::WaitReason::Notify);
         }
         poll
     }

@@ -415,6 +415,8 @@ impl Acquirer {
         drop(stale_waker);
         if poll.is_ready() {
             coop.made_progress();
+        } else {
+            crate::task::set_wait_reason(crate::task::WaitReason::Lock);
         }
         poll
     }

@@ -182,6 +182,8 @@ impl Future for Wait<'_> {
         drop(stale_waker);
         if poll.is_ready() {
             coop.made_progress();
+        } else {
+            crate::task::set_wait_reason(crate::task::WaitReason::WaitGroup);
         }
         poll
     }

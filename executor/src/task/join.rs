@@ -86,6 +86,8 @@ impl<T> Future for JoinHandle<T> {
         };
         if out.is_ready() {
             restore.made_progress();
+        } else {
+            super::set_wait_reason(super::WaitReason::Join);
         }
         out
     }

@@ -22,6 +22,7 @@ mod join;
 mod owned;
 mod raw;
 mod state;
+mod wait;
 mod yield_now;
 
 #[cfg(all(test, loom))]
@@ -34,6 +35,7 @@ mod tests;
 pub use crate::coop::{consume_budget, unconstrained, Unconstrained};
 pub use error::JoinError;
 pub use join::{AbortHandle, JoinHandle};
+pub use wait::{current_wait_reason, set_wait_reason, WaitReason};
 pub use yield_now::yield_now;
 
 pub(crate) use owned::OwnedTasks;
@@ -83,6 +85,8 @@ pub struct TaskDump {
     pub state: TaskState,
     /// `abort()` or shutdown was requested; it stops at its next `.await`.
     pub cancelled: bool,
+    /// What it waits for, when `Waiting`.
+    pub wait: WaitReason,
 }
 
 /// What a live task is doing.
@@ -99,9 +103,9 @@ pub enum TaskState {
 impl fmt::Display for TaskDump {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
-            TaskState::Waiting => "waiting",
-            TaskState::Scheduled => "runnable",
-            TaskState::Running => "running",
+            TaskState::Waiting => self.wait.to_string(),
+            TaskState::Scheduled => "runnable".to_owned(),
+            TaskState::Running => "running".to_owned(),
         };
         let cancelled = if self.cancelled { ", cancelled" } else { "" };
         write!(
@@ -165,6 +169,7 @@ impl Task {
             spawned_at: header.spawned_at,
             state,
             cancelled: s.is_cancelled(),
+            wait: WaitReason::from_u8(header.wait.load(std::sync::atomic::Ordering::Relaxed)),
         }
     }
 

@@ -43,6 +43,9 @@ pub(crate) struct Header {
     pub(crate) owned_key: AtomicUsize,
     /// Where `spawn` was called: for the task dump and deadlock report (the monitor).
     pub(crate) spawned_at: &'static Location<'static>,
+    /// Why the task last returned `Pending` (a `WaitReason`), for dumps and the
+    /// deadlock report.
+    pub(crate) wait: std::sync::atomic::AtomicU8,
 }
 
 pub(crate) struct Vtable {
@@ -103,6 +106,7 @@ where
             id,
             owned_key: AtomicUsize::new(usize::MAX),
             spawned_at,
+            wait: std::sync::atomic::AtomicU8::new(0),
         },
         core: Core {
             scheduler,
@@ -401,10 +405,17 @@ where
             // The waker borrows the running reference: no count change per poll.
             let waker = ManuallyDrop::new(waker_ref(ptr));
             let mut cx = Context::from_waker(&waker);
+            let outer = crate::context::replace_wait_reason(0);
             // SAFETY: we just set RUNNING.
-            if unsafe { harness.poll_future(&mut cx) }.is_ready() {
+            let ready = unsafe { harness.poll_future(&mut cx) }.is_ready();
+            let reason = crate::context::replace_wait_reason(outer);
+            if ready {
                 return harness.complete();
             }
+            harness
+                .header()
+                .wait
+                .store(reason, std::sync::atomic::Ordering::Relaxed);
             match harness.state().transition_to_idle() {
                 TransitionToIdle::Ok => {}
                 TransitionToIdle::OkNotified => {

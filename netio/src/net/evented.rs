@@ -44,7 +44,10 @@ impl<S: mio::event::Source> Evented<S> {
     ) -> Poll<io::Result<R>> {
         let restore = ready!(gort_executor::coop::poll_proceed(cx));
         loop {
-            let event = ready!(self.io.poll_ready(direction, cx));
+            let Poll::Ready(event) = self.io.poll_ready(direction, cx) else {
+                gort_executor::task::set_wait_reason(gort_executor::task::WaitReason::Io);
+                return Poll::Pending;
+            };
             match op(&self.source) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
                 res => {

@@ -1,0 +1,105 @@
+//! Why a task is waiting, for `dump()` and the deadlock report.
+
+use std::fmt;
+
+/// What a parked task waits for. gort's own futures record it when they return
+/// `Pending` ([`set_wait_reason`]); a task parked on anything else shows `Other`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[repr(u8)]
+pub enum WaitReason {
+    /// Not recorded: a future outside gort (or not parked).
+    Other = 0,
+    ChanRecv,
+    ChanSend,
+    Select,
+    /// A `Mutex`, `RwLock`, `Semaphore` or `OnceCell` initialisation.
+    Lock,
+    Notify,
+    WaitGroup,
+    Barrier,
+    /// `Context::done()` (with no deadline).
+    Context,
+    /// A `JoinHandle`.
+    Join,
+    /// A timer: `sleep`, `timeout`, `interval`, or a context deadline.
+    Timer,
+    /// Socket readiness.
+    Io,
+    /// A channel that plain threads also use (`send_blocking`/`recv_blocking`): a
+    /// thread outside the runtime may wake it.
+    ChanExternal,
+}
+
+const ALL: [WaitReason; 13] = [
+    WaitReason::Other,
+    WaitReason::ChanRecv,
+    WaitReason::ChanSend,
+    WaitReason::Select,
+    WaitReason::Lock,
+    WaitReason::Notify,
+    WaitReason::WaitGroup,
+    WaitReason::Barrier,
+    WaitReason::Context,
+    WaitReason::Join,
+    WaitReason::Timer,
+    WaitReason::Io,
+    WaitReason::ChanExternal,
+];
+
+impl WaitReason {
+    pub(crate) fn from_u8(v: u8) -> WaitReason {
+        ALL.get(usize::from(v))
+            .copied()
+            .unwrap_or(WaitReason::Other)
+    }
+
+    /// Only another task of the runtime can end this wait (so if every task waits
+    /// like this, nothing ever will).
+    pub fn only_tasks_can_wake(self) -> bool {
+        matches!(
+            self,
+            WaitReason::ChanRecv
+                | WaitReason::ChanSend
+                | WaitReason::Select
+                | WaitReason::Lock
+                | WaitReason::Notify
+                | WaitReason::WaitGroup
+                | WaitReason::Barrier
+                | WaitReason::Context
+                | WaitReason::Join
+        )
+    }
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitReason::Other => "waiting",
+            WaitReason::ChanRecv => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::Lock => "Mutex/RwLock/Semaphore lock",
+            WaitReason::Notify => "Notify wait",
+            WaitReason::WaitGroup => "WaitGroup wait",
+            WaitReason::Barrier => "Barrier wait",
+            WaitReason::Context => "Context done",
+            WaitReason::Join => "JoinHandle await",
+            WaitReason::Timer => "timer",
+            WaitReason::Io => "I/O wait",
+            WaitReason::ChanExternal => "chan (shared with threads)",
+        })
+    }
+}
+
+/// Records what the future being polled on this thread waits for; call it when
+/// returning `Pending`. The last call of a poll wins. For gort's leaf futures and for
+/// layers built on gort (the reactor uses it for timers and sockets).
+pub fn set_wait_reason(reason: WaitReason) {
+    crate::context::replace_wait_reason(reason as u8);
+}
+
+/// The reason recorded so far in the current poll.
+pub fn current_wait_reason() -> WaitReason {
+    WaitReason::from_u8(crate::context::wait_reason())
+}
