@@ -45,5 +45,7 @@ pub fn install(builder: &mut gort_executor::Builder) -> io::Result<Arc<Driver>> 
     // still wake a task: no deadlock then.
     let d = driver.clone();
     builder.idle_probe(move || d.num_timers() > 0 || d.num_sources() > 0);
+    let d = driver.clone();
+    builder.trace_with(move || format!("timers={} io={}", d.num_timers(), d.num_sources()));
     Ok(driver)
 }

@@ -51,6 +51,7 @@ pub struct Builder {
     blocking_threshold: Option<Duration>,
     extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
     idle_probe: Option<crate::sched::worker::IdleProbe>,
+    trace_extra: Option<crate::sched::worker::TraceExtra>,
     deadlock_detection: bool,
 }
 
@@ -85,6 +86,7 @@ impl Builder {
             blocking_threshold: None,
             extension: None,
             idle_probe: None,
+            trace_extra: None,
             deadlock_detection: true,
         }
     }
@@ -169,6 +171,13 @@ impl Builder {
         self
     }
 
+    /// For the I/O reactor: text appended to every `GORT_DEBUG=schedtrace` line (its
+    /// pending timers and registered sources).
+    pub fn trace_with(&mut self, extra: impl Fn() -> String + Send + Sync + 'static) -> &mut Self {
+        self.trace_extra = Some(Arc::new(extra));
+        self
+    }
+
     /// How workers sleep: `f(worker_index)` makes each worker's [`Park`]. The default is
     /// a [`ThreadParker`]; the I/O reactor passes a driver here so that a sleeping worker
     /// also waits for I/O.
@@ -231,6 +240,7 @@ impl Builder {
             monitor,
             self.extension.clone(),
             self.idle_probe.clone(),
+            self.trace_extra.clone(),
         )
     }
 }

@@ -96,13 +96,14 @@ impl Runtime {
         monitor: monitor::Config,
         extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
         idle_probe: Option<worker::IdleProbe>,
+        trace_extra: Option<worker::TraceExtra>,
     ) -> io::Result<Runtime> {
         let (shared, cores) = worker::create(
             parks,
             BlockingPool::new(blocking),
             threads,
             extension,
-            idle_probe,
+            (idle_probe, trace_extra),
         );
         let handle = Handle { shared };
         let mut rt = Runtime {

@@ -186,8 +186,14 @@ pub(crate) fn trace_line(handle: &Handle, elapsed: Duration) -> String {
     let local: Vec<String> = (0..m.num_workers())
         .map(|i| m.worker_local_queue_depth(i).to_string())
         .collect();
+    let extra = handle
+        .shared
+        .trace_extra
+        .as_ref()
+        .map(|f| format!(" {}", f()))
+        .unwrap_or_default();
     format!(
-        "gort: {}ms: workers={} threads={} idle={} searching={} handoffs={} globalq={} localq=[{}] blocking={} (idle {}) tasks={}",
+        "gort: {}ms: workers={} threads={} idle={} searching={} handoffs={} globalq={} localq=[{}] blocking={} (idle {}) tasks={}{extra}",
         elapsed.as_millis(),
         m.num_workers(),
         m.num_worker_threads(),

@@ -91,12 +91,16 @@ pub(crate) struct Shared {
     /// True while something outside the scheduler (timers, sockets) may still wake a
     /// task: the reactor's answer for the deadlock check.
     pub(crate) idle_probe: Option<IdleProbe>,
+    /// Extra `schedtrace` text from the reactor.
+    pub(crate) trace_extra: Option<TraceExtra>,
     /// `block_on` calls in progress (the deadlock check watches and reports to them).
     block_ons: Mutex<Vec<Arc<crate::runtime::deadlock::BlockOn>>>,
 }
 
 /// See [`Shared::idle_probe`].
 pub(crate) type IdleProbe = Arc<dyn Fn() -> bool + Send + Sync>;
+/// See [`Shared::trace_extra`].
+pub(crate) type TraceExtra = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Removes a `block_on` from the watched list when it returns (or unwinds).
 pub(crate) struct BlockOnRegistration<'a> {
@@ -171,7 +175,7 @@ pub(crate) fn create(
     blocking: BlockingPool,
     threads: ThreadConfig,
     extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
-    idle_probe: Option<IdleProbe>,
+    (idle_probe, trace_extra): (Option<IdleProbe>, Option<TraceExtra>),
 ) -> (Arc<Shared>, Vec<Box<Core>>) {
     let n = parks.len();
     let mut remotes = Vec::with_capacity(n);
@@ -209,6 +213,7 @@ pub(crate) fn create(
         threads,
         extension,
         idle_probe,
+        trace_extra,
         block_ons: Mutex::new(Vec::new()),
     });
     (shared, cores)
