@@ -80,6 +80,8 @@ fn rt_schedtrace_prints_scheduler_lines() {
         "localq=[",
         "blocking=",
         "tasks=",
+        "timers=",
+        "io=",
     ] {
         assert!(line.contains(field), "{field} missing from {line}");
     }
