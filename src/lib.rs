@@ -1,13 +1,19 @@
 //! gort: a Go-style runtime for Rust.
 //!
-//! Cheap tasks on per-core run queues with work stealing, a blocking pool, and
-//! `#[gort::main]`. This crate only re-exports; the parts live in `gort-executor` and
-//! `gort-macros`.
+//! Cheap tasks on per-core run queues with work stealing, a reactor that turns network
+//! calls and timers into events, a blocking pool, Go's channels and `select!`, Go's
+//! `sync` and `context`, a monitor that keeps a blocking task from stalling the others
+//! and diagnoses deadlocks, and `#[gort::main]`. This crate only re-exports; the parts
+//! live in `gort-executor`, `gort-netio` and `gort-macros`.
 //!
 //! | Go                     | gort                                        |
 //! |------------------------|---------------------------------------------|
 //! | `go f()`               | [`gort::spawn(async { .. })`](spawn)        |
 //! | `runtime.Gosched()`    | [`task::yield_now().await`](task::yield_now) |
+//! | `make(chan T)`         | [`chan::bounded(0)`](chan::bounded)          |
+//! | `select { .. }`        | [`select!`]                                 |
+//! | `time.Sleep(d)`        | [`time::sleep(d).await`](time::sleep)       |
+//! | `net.Listen`           | [`net::TcpListener::bind`]                  |
 //! | `GOMAXPROCS`           | `GORT_WORKERS` / [`Builder::workers`]       |
 //! | `func main()`          | `#[gort::main] async fn main()`             |
 //!

@@ -7,8 +7,9 @@
 //! facade crate.
 //!
 //! `unsafe` lives in a few leaf modules: `task::raw` (the task cell), `sched::queue`
-//! (the lock-free run queue), the cells of `sync::mutex` and `sync::rwlock`, and two pin
-//! projections (`coop`, `chan::select`).
+//! (the lock-free run queue), `sched::slot` (the atomic slot a P is lent through), the
+//! cells of `sync::mutex` and `sync::rwlock`, and two pin projections (`coop`,
+//! `chan::select`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
