@@ -1,15 +1,21 @@
 //! `CoreSlot`: where a worker thread (M) keeps its P while it polls a task or parks, so
 //! that the monitor can take the P away from a thread stuck inside a poll.
 //!
-//! The slot is one atomic pointer to a boxed `Core`, whose low bit (free: `Core` is
-//! aligned to at least 8) says whether the P may be *stolen*: set while the M polls a
-//! task, clear while it parks. The owner's `take` swaps in null and returns the box
-//! (and the bit); `put` stores a box into the empty slot. The monitor's `steal` takes
-//! the box only with a compare-and-swap from a tagged value, so it never takes the P of
-//! a parked (idle) worker. Whoever's atomic operation returns the pointer owns the P,
-//! so it never has two owners; an M that finds its slot empty after a poll knows its P
-//! was handed off and retires.
+//! The slot is one atomic pointer to a boxed `Core` with two tag bits (free: `Core` is
+//! aligned to at least 8): `STEALABLE` while the M polls a task (clear while it parks)
+//! and `BORROWED` while the M schedules a woken task into the P in place. Who does what:
+//! - the owner `put`s the P into the empty slot (a store: nobody else fills a slot),
+//!   `take`s it back (a swap, racing the monitor), and `borrow`s it in place (one CAS
+//!   to set `BORROWED`, a store to clear it);
+//! - the monitor `steal`s it with a CAS from a value tagged exactly `STEALABLE`, so it
+//!   never takes the P of a parked worker or one that is being borrowed.
+//!
+//! Whoever's atomic operation removes the pointer owns the P, so it never has two
+//! owners; an M that finds its slot empty after a poll knows its P was handed off and
+//! retires. Per task poll this costs one store and one swap, per local wake-up one CAS
+//! and one store.
 
+use std::ops::{Deref, DerefMut};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -17,10 +23,22 @@ use super::worker::Core;
 
 /// Low-bit tag: the P is lent to a task poll and may be handed off.
 const STEALABLE: usize = 1;
-const _: () = assert!(std::mem::align_of::<Core>() > STEALABLE);
+/// Low-bit tag: the owner is using the P in place (scheduling a woken task into it);
+/// nobody may take it meanwhile.
+const BORROWED: usize = 2;
+const TAGS: usize = STEALABLE | BORROWED;
+const _: () = assert!(std::mem::align_of::<Core>() > TAGS);
 
 pub(crate) struct CoreSlot {
     ptr: AtomicPtr<Core>,
+}
+
+/// The owner's in-place use of the P (see [`CoreSlot::borrow`]); puts the slot back as
+/// it was when dropped. Not `Send`: it lives within one call on the owner's thread.
+pub(crate) struct Borrowed<'a> {
+    slot: &'a CoreSlot,
+    /// The slot's value before the borrow (pointer and `STEALABLE` tag).
+    restore: *mut Core,
 }
 
 impl CoreSlot {
@@ -32,27 +50,57 @@ impl CoreSlot {
 
     /// Takes the P out of the slot (owner side): the box and whether it was stealable.
     pub(crate) fn take(&self) -> Option<(Box<Core>, bool)> {
-        // Acquire: the P's contents were last written by whoever put it.
+        // A swap, not a load and a store: the monitor may be stealing at this moment,
+        // and exactly one of us must get the pointer. Acquire: the P's contents were
+        // last written by whoever put it.
         let p = self.ptr.swap(ptr::null_mut(), Ordering::AcqRel);
+        debug_assert_eq!(p.addr() & BORROWED, 0, "taken while borrowed");
         // SAFETY: every non-null value in the slot comes from `put`, and the swap made
         // us its only owner.
         unsafe { Self::unpack(p) }
     }
 
-    /// Puts the P into the empty slot; `stealable` while a task is being polled.
+    /// Puts the P into the empty slot; `stealable` while a task is being polled. Only
+    /// the P's owner calls it, and nobody else writes an empty slot, so a plain store
+    /// is enough (Release: the P's contents travel with the pointer).
     pub(crate) fn put(&self, core: Box<Core>, stealable: bool) {
+        debug_assert!(
+            self.ptr.load(Ordering::Relaxed).is_null(),
+            "gort: a worker slot held two Ps"
+        );
         let raw = Box::into_raw(core);
         let tagged = raw.map_addr(|a| a | (usize::from(stealable) * STEALABLE));
-        let prev = self.ptr.swap(tagged, Ordering::AcqRel);
-        // A P has one owner; a second `put` would mean two of them.
-        assert!(prev.is_null(), "gort: a worker slot held two Ps");
+        self.ptr.store(tagged, Ordering::Release);
     }
 
-    /// The monitor takes the P, but only if it is lent to a task poll.
+    /// The owner uses the P in place without taking it out: one compare-and-swap that
+    /// marks it borrowed (so the monitor cannot steal it meanwhile), and a plain store
+    /// when the guard drops. `None` when the slot is empty (between polls, or the P
+    /// was handed off).
+    pub(crate) fn borrow(&self) -> Option<Borrowed<'_>> {
+        let p = self.ptr.load(Ordering::Acquire);
+        if p.is_null() || p.addr() & BORROWED != 0 {
+            return None;
+        }
+        self.ptr
+            .compare_exchange(
+                p,
+                p.map_addr(|a| a | BORROWED),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .ok()?;
+        Some(Borrowed {
+            slot: self,
+            restore: p,
+        })
+    }
+
+    /// The monitor takes the P, but only if it is lent to a task poll and not borrowed.
     pub(crate) fn steal(&self) -> Option<Box<Core>> {
         let p = self.ptr.load(Ordering::Acquire);
-        if p.addr() & STEALABLE == 0 {
-            return None; // empty, or parked
+        if p.addr() & TAGS != STEALABLE {
+            return None; // empty, parked, or in use by its owner
         }
         self.ptr
             .compare_exchange(p, ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire)
@@ -69,9 +117,35 @@ impl CoreSlot {
             return None;
         }
         let stealable = p.addr() & STEALABLE != 0;
-        let raw = p.map_addr(|a| a & !STEALABLE);
+        let raw = p.map_addr(|a| a & !TAGS);
         // SAFETY: `raw` is the untagged `Box::into_raw` pointer, owned by the caller.
         Some((unsafe { Box::from_raw(raw) }, stealable))
+    }
+}
+
+impl Deref for Borrowed<'_> {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        // SAFETY: while the slot holds our BORROWED-tagged pointer, the monitor's
+        // `steal` fails (it requires the tag to be exactly STEALABLE) and the owner's
+        // `take` is not called (the guard is used within one scheduling call on the
+        // owner's thread), so nobody else can reach the P; the pointer came from `put`.
+        unsafe { &*self.restore.map_addr(|a| a & !TAGS) }
+    }
+}
+
+impl DerefMut for Borrowed<'_> {
+    fn deref_mut(&mut self) -> &mut Core {
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference.
+        unsafe { &mut *self.restore.map_addr(|a| a & !TAGS) }
+    }
+}
+
+impl Drop for Borrowed<'_> {
+    fn drop(&mut self) {
+        // Only the owner writes a borrowed slot: a plain store hands it back.
+        self.slot.ptr.store(self.restore, Ordering::Release);
     }
 }
 

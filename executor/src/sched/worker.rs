@@ -332,7 +332,9 @@ impl WorkerContext {
     /// Lends the P to the slot (stealable) and polls `task`, telling the monitor.
     fn poll_task(&self, task: Notified, core: Box<Core>) {
         self.m.slot.put(core, true);
-        self.m.polls.fetch_add(1, Ordering::Relaxed);
+        // Only this thread writes its counter: a load and a store, no locked RMW.
+        let polls = self.m.polls.load(Ordering::Relaxed);
+        self.m.polls.store(polls.wrapping_add(1), Ordering::Relaxed);
         self.m.in_poll.store(true, Ordering::Release);
         task.run();
         self.m.in_poll.store(false, Ordering::Release);
@@ -690,10 +692,9 @@ impl Handle {
             }
             // The P is in the slot while this thread polls a task or parks; it is
             // missing between polls or once it was handed off.
-            match worker.m.slot.take() {
-                Some((mut core, stealable)) => {
+            match worker.m.slot.borrow() {
+                Some(mut core) => {
                     self.shared.schedule_local(&mut core, task, is_yield);
-                    worker.m.slot.put(core, stealable);
                     None
                 }
                 None => Some(task),

@@ -29,7 +29,6 @@ pub(crate) use park::DriverPark;
 
 use std::collections::BTreeMap;
 use std::io as stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -81,9 +80,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Counts `epoll_wait` calls, for tests and metrics.
-static TURNS: AtomicU64 = AtomicU64::new(0);
-
 impl Driver {
     /// A new epoll instance and its waker.
     ///
@@ -122,11 +118,6 @@ impl Driver {
             })
     }
 
-    /// Number of `epoll_wait` calls made by all drivers of the process so far.
-    pub fn turns() -> u64 {
-        TURNS.load(Ordering::Relaxed)
-    }
-
     /// Registers `source` for `interest`; the returned `ScheduledIo` tracks its readiness.
     pub(crate) fn register(
         &self,
@@ -158,6 +149,14 @@ impl Driver {
     /// One turn: wait for events up to `timeout` (capped by the next timer), dispatch
     /// them, fire due timers. The caller holds the poll lock.
     fn turn(&self, state: &mut PollState, timeout: Option<Duration>) {
+        if timeout == Some(Duration::ZERO) {
+            // A busy worker's look (every 61 ticks): no timer bookkeeping around the
+            // call, nobody to wake early.
+            let _ = state.poll.poll(&mut state.events, timeout);
+            self.dispatch(state);
+            self.fire_timers();
+            return;
+        }
         let now = Instant::now();
         let timeout = {
             let mut timers = lock(&self.timers);
@@ -177,10 +176,18 @@ impl Driver {
             };
             t
         };
-        TURNS.fetch_add(1, Ordering::Relaxed);
         // EINTR and friends: treat as a spurious wake-up; the caller loops.
         let _ = state.poll.poll(&mut state.events, timeout);
         lock(&self.timers).waiting_until = None;
+        self.dispatch(state);
+        self.fire_timers();
+    }
+
+    /// Records the events of the last `epoll_wait` and wakes their waiters.
+    fn dispatch(&self, state: &PollState) {
+        if state.events.is_empty() {
+            return;
+        }
         {
             let sources = lock(&self.sources);
             for event in state.events.iter() {
@@ -209,14 +216,16 @@ impl Driver {
                 io.set_ready(bits);
             }
         }
-        self.fire_timers();
     }
 
     /// Wakes every timer whose deadline has passed.
     pub(crate) fn fire_timers(&self) {
-        let now = Instant::now();
         let due: Vec<Waker> = {
             let mut timers = lock(&self.timers);
+            if timers.map.is_empty() {
+                return;
+            }
+            let now = Instant::now();
             let mut due = Vec::new();
             while let Some(entry) = timers.map.first_entry() {
                 if entry.key().0 > now {
