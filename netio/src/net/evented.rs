@@ -64,6 +64,43 @@ impl<S: mio::event::Source> Evented<S> {
     }
 }
 
+/// Byte-stream operations shared by TCP and Unix streams.
+impl<S: mio::event::Source> Evented<S>
+where
+    for<'a> &'a S: io::Read + io::Write,
+{
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(Direction::Read, cx, |mut s| io::Read::read(&mut s, buf))
+    }
+
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_io(Direction::Write, cx, |mut s| io::Write::write(&mut s, buf))
+    }
+
+    pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    pub(crate) async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_write(cx, buf)).await
+    }
+
+    pub(crate) async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = self.write(buf).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+}
+
 impl<S: mio::event::Source> Drop for Evented<S> {
     fn drop(&mut self) {
         self.driver.deregister(self.key, &mut self.source);

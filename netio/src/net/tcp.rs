@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -241,7 +241,7 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe: no byte is read unless the call returns it.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read_priv(cx, buf)).await
+        self.io.read(buf).await
     }
 
     /// Writes some of `buf`.
@@ -252,7 +252,7 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe: nothing is written unless the call returns the count.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_write_priv(cx, buf)).await
+        self.io.write(buf).await
     }
 
     /// Writes all of `buf`.
@@ -262,15 +262,8 @@ impl TcpStream {
     ///
     /// # Cancel safety
     /// Not cancel safe: part of `buf` may have been written.
-    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            let n = self.write(buf).await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            buf = &buf[n..];
-        }
-        Ok(())
+    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.io.write_all(buf).await
     }
 
     /// Reads into an owned buffer (its spare capacity after `len`), returning the
@@ -306,11 +299,11 @@ impl TcpStream {
     }
 
     fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(Direction::Read, cx, |mut s| s.read(buf))
+        self.io.poll_read(cx, buf)
     }
 
     fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(Direction::Write, cx, |mut s| s.write(buf))
+        self.io.poll_write(cx, buf)
     }
 
     /// Shuts down the read, write or both halves.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
@@ -101,7 +101,7 @@ impl UnixStream {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.io.poll_io(Direction::Read, cx, |mut s| s.read(buf))).await
+        self.io.read(buf).await
     }
 
     /// Writes some of `buf`.
@@ -112,7 +112,7 @@ impl UnixStream {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.io.poll_io(Direction::Write, cx, |mut s| s.write(buf))).await
+        self.io.write(buf).await
     }
 
     /// Writes all of `buf`.
@@ -122,15 +122,8 @@ impl UnixStream {
     ///
     /// # Cancel safety
     /// Not cancel safe: part of `buf` may have been written.
-    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            let n = self.write(buf).await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            buf = &buf[n..];
-        }
-        Ok(())
+    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.io.write_all(buf).await
     }
 
     /// Shuts down the read, write or both halves.
@@ -154,7 +147,7 @@ impl AsyncRead for UnixStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.io.poll_io(Direction::Read, cx, |mut s| s.read(buf))
+        self.io.poll_read(cx, buf)
     }
 }
 
@@ -164,7 +157,7 @@ impl AsyncWrite for UnixStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.io.poll_io(Direction::Write, cx, |mut s| s.write(buf))
+        self.io.poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
