@@ -58,17 +58,32 @@ fn main() -> io::Result<()> {
     Ok(())
 }
 
+/// Echoes one connection. It holds no buffer while idle: it waits for readability,
+/// then reads into a stack buffer that lives only until the (usually immediate) write;
+/// only bytes the socket could not take at once are copied to the heap and awaited.
 async fn serve(stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let mut buf = vec![0u8; BUF_SIZE];
     loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
+        if stream.readable().await.is_err() {
+            return;
+        }
+        // The buffer's scope ends before any `.await`, so it is not part of the task.
+        let leftover: Vec<u8> = {
+            let mut buf = [0u8; BUF_SIZE];
+            let n = match stream.try_read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            };
+            match stream.try_write(&buf[..n]) {
+                Ok(w) => buf[w..n].to_vec(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => buf[..n].to_vec(),
+                Err(_) => return,
             }
+        };
+        if !leftover.is_empty() && stream.write_all(&leftover).await.is_err() {
+            return;
         }
     }
 }

@@ -277,3 +277,24 @@ async fn net_owned_buffer_read_and_write() {
     }
     assert_eq!(buf, b">owned bytes");
 }
+
+#[gort::test(workers = 2)]
+async fn net_readable_then_try_read_and_try_write() {
+    let _w = watchdog("net_readable_then_try_read_and_try_write", 20);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = TcpStream::connect(addr).await.unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        server.try_read(&mut buf).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock
+    );
+    assert_eq!(client.try_write(b"ping").unwrap(), 4);
+    server.readable().await.unwrap();
+    assert_eq!(server.try_read(&mut buf).unwrap(), 4);
+    assert_eq!(&buf[..4], b"ping");
+    drop(client);
+    server.readable().await.unwrap();
+    assert_eq!(server.try_read(&mut buf).unwrap(), 0);
+}

@@ -95,6 +95,12 @@ impl ScheduledIo {
         }
     }
 
+    /// Ready for `direction` right now? (No waker registered.)
+    pub(crate) fn ready_now(&self, direction: Direction) -> Option<ReadyEvent> {
+        let word = self.readiness.load(Ordering::Acquire);
+        (word & direction.mask() != 0).then_some(ReadyEvent { word, direction })
+    }
+
     /// Ready for `direction`? Otherwise registers `cx`'s waker.
     pub(crate) fn poll_ready(
         &self,

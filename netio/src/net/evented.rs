@@ -58,6 +58,23 @@ impl<S: mio::event::Source> Evented<S> {
         }
     }
 
+    /// Tries `op` once without waiting: `WouldBlock` (and the readiness cleared) when
+    /// the source is not ready.
+    pub(crate) fn try_io<R>(
+        &self,
+        direction: Direction,
+        op: impl FnOnce(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let Some(event) = self.io.ready_now(direction) else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let res = op(&self.source);
+        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.io.clear(event);
+        }
+        res
+    }
+
     /// Waits until the source is ready in `direction` (without an operation).
     pub(crate) fn poll_ready(&self, direction: Direction, cx: &mut Context<'_>) -> Poll<()> {
         self.io.poll_ready(direction, cx).map(drop)

@@ -266,6 +266,39 @@ impl TcpStream {
         self.io.write_all(buf).await
     }
 
+    /// Waits until the socket has something to read (data, end of stream or an error),
+    /// without reading it. With [`try_read`](Self::try_read) this lets a connection
+    /// hold no buffer while it is idle: wait first, then read into a buffer that lives
+    /// only as long as the message.
+    ///
+    /// # Errors
+    /// None today; `io::Result` leaves room for backends that report errors here.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.io.poll_ready(Direction::Read, cx)).await;
+        Ok(())
+    }
+
+    /// Reads without waiting; `WouldBlock` when nothing is there.
+    ///
+    /// # Errors
+    /// `WouldBlock`, or as [`read`](Self::read).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io
+            .try_io(Direction::Read, |mut s| io::Read::read(&mut s, buf))
+    }
+
+    /// Writes without waiting; `WouldBlock` when the socket buffer is full.
+    ///
+    /// # Errors
+    /// `WouldBlock`, or as [`write`](Self::write).
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.io
+            .try_io(Direction::Write, |mut s| io::Write::write(&mut s, buf))
+    }
+
     /// Reads into an owned buffer (its spare capacity after `len`), returning the
     /// buffer with the bytes appended. The shape io_uring needs (the kernel holds the
     /// buffer while the read is in flight); on epoll it costs nothing extra.
