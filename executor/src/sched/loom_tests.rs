@@ -135,3 +135,56 @@ fn loom_idle_no_sleep_while_work_is_queued() {
         s.shutdown();
     });
 }
+
+/// A stand-in for the P: counts how often it is dropped.
+#[repr(align(8))]
+struct Token(Arc<loom::sync::atomic::AtomicUsize>);
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, loom::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The owner borrows its P in place and then takes it back while the monitor tries to
+/// steal it: exactly one of them ends up owning it, and it is dropped exactly once.
+#[test]
+fn loom_slot_owner_and_monitor_never_both_own_the_p() {
+    use super::slot::CoreSlot;
+    loom::model(|| {
+        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let slot = Arc::new(CoreSlot::<Token>::new());
+        slot.put(Box::new(Token(drops.clone())), true);
+        let s2 = slot.clone();
+        let monitor = thread::spawn(move || s2.steal());
+        if let Some(b) = slot.borrow() {
+            // Scheduling into the P in place: it is ours while borrowed.
+            assert_eq!(b.0.load(loom::sync::atomic::Ordering::SeqCst), 0);
+        }
+        let taken = slot.take();
+        let stolen = monitor.join().unwrap();
+        assert!(
+            taken.is_some() != stolen.is_some(),
+            "the P must have one owner"
+        );
+        drop((taken, stolen));
+        assert_eq!(drops.load(loom::sync::atomic::Ordering::SeqCst), 1);
+    });
+}
+
+/// A parked worker's P (not stealable) is never taken by the monitor.
+#[test]
+fn loom_slot_monitor_never_takes_a_parked_p() {
+    use super::slot::CoreSlot;
+    loom::model(|| {
+        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let slot = Arc::new(CoreSlot::<Token>::new());
+        slot.put(Box::new(Token(drops.clone())), false);
+        let s2 = slot.clone();
+        let monitor = thread::spawn(move || s2.steal().is_some());
+        let borrowed = slot.borrow().is_some();
+        assert!(!monitor.join().unwrap());
+        assert!(borrowed);
+        assert!(slot.take().is_some());
+    });
+}

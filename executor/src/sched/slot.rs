@@ -17,9 +17,8 @@
 
 use std::ops::{Deref, DerefMut};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
 
-use super::worker::Core;
+use crate::loom::{AtomicPtr, Ordering};
 
 /// Low-bit tag: the P is lent to a task poll and may be handed off.
 const STEALABLE: usize = 1;
@@ -27,29 +26,32 @@ const STEALABLE: usize = 1;
 /// nobody may take it meanwhile.
 const BORROWED: usize = 2;
 const TAGS: usize = STEALABLE | BORROWED;
-const _: () = assert!(std::mem::align_of::<Core>() > TAGS);
 
-pub(crate) struct CoreSlot {
-    ptr: AtomicPtr<Core>,
+/// Generic so the loom model can use a small stand-in for the P; the runtime always
+/// uses `Core`. `new` checks at compile time that `T`'s alignment leaves the tag bits
+/// free.
+pub(crate) struct CoreSlot<T = super::worker::Core> {
+    ptr: AtomicPtr<T>,
 }
 
 /// The owner's in-place use of the P (see [`CoreSlot::borrow`]); puts the slot back as
 /// it was when dropped. Not `Send`: it lives within one call on the owner's thread.
-pub(crate) struct Borrowed<'a> {
-    slot: &'a CoreSlot,
+pub(crate) struct Borrowed<'a, T = super::worker::Core> {
+    slot: &'a CoreSlot<T>,
     /// The slot's value before the borrow (pointer and `STEALABLE` tag).
-    restore: *mut Core,
+    restore: *mut T,
 }
 
-impl CoreSlot {
-    pub(crate) fn new() -> CoreSlot {
+impl<T> CoreSlot<T> {
+    pub(crate) fn new() -> CoreSlot<T> {
+        const { assert!(std::mem::align_of::<T>() > TAGS, "no room for the tag bits") };
         CoreSlot {
             ptr: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
     /// Takes the P out of the slot (owner side): the box and whether it was stealable.
-    pub(crate) fn take(&self) -> Option<(Box<Core>, bool)> {
+    pub(crate) fn take(&self) -> Option<(Box<T>, bool)> {
         // A swap, not a load and a store: the monitor may be stealing at this moment,
         // and exactly one of us must get the pointer. Acquire: the P's contents were
         // last written by whoever put it.
@@ -63,7 +65,7 @@ impl CoreSlot {
     /// Puts the P into the empty slot; `stealable` while a task is being polled. Only
     /// the P's owner calls it, and nobody else writes an empty slot, so a plain store
     /// is enough (Release: the P's contents travel with the pointer).
-    pub(crate) fn put(&self, core: Box<Core>, stealable: bool) {
+    pub(crate) fn put(&self, core: Box<T>, stealable: bool) {
         debug_assert!(
             self.ptr.load(Ordering::Relaxed).is_null(),
             "gort: a worker slot held two Ps"
@@ -77,7 +79,7 @@ impl CoreSlot {
     /// marks it borrowed (so the monitor cannot steal it meanwhile), and a plain store
     /// when the guard drops. `None` when the slot is empty (between polls, or the P
     /// was handed off).
-    pub(crate) fn borrow(&self) -> Option<Borrowed<'_>> {
+    pub(crate) fn borrow(&self) -> Option<Borrowed<'_, T>> {
         let p = self.ptr.load(Ordering::Acquire);
         if p.is_null() || p.addr() & BORROWED != 0 {
             return None;
@@ -97,7 +99,7 @@ impl CoreSlot {
     }
 
     /// The monitor takes the P, but only if it is lent to a task poll and not borrowed.
-    pub(crate) fn steal(&self) -> Option<Box<Core>> {
+    pub(crate) fn steal(&self) -> Option<Box<T>> {
         let p = self.ptr.load(Ordering::Acquire);
         if p.addr() & TAGS != STEALABLE {
             return None; // empty, parked, or in use by its owner
@@ -112,7 +114,7 @@ impl CoreSlot {
 
     /// # Safety
     /// `p` is null or a (possibly tagged) pointer from `put` that the caller now owns.
-    unsafe fn unpack(p: *mut Core) -> Option<(Box<Core>, bool)> {
+    unsafe fn unpack(p: *mut T) -> Option<(Box<T>, bool)> {
         if p.is_null() {
             return None;
         }
@@ -123,10 +125,10 @@ impl CoreSlot {
     }
 }
 
-impl Deref for Borrowed<'_> {
-    type Target = Core;
+impl<T> Deref for Borrowed<'_, T> {
+    type Target = T;
 
-    fn deref(&self) -> &Core {
+    fn deref(&self) -> &T {
         // SAFETY: while the slot holds our BORROWED-tagged pointer, the monitor's
         // `steal` fails (it requires the tag to be exactly STEALABLE) and the owner's
         // `take` is not called (the guard is used within one scheduling call on the
@@ -135,22 +137,22 @@ impl Deref for Borrowed<'_> {
     }
 }
 
-impl DerefMut for Borrowed<'_> {
-    fn deref_mut(&mut self) -> &mut Core {
+impl<T> DerefMut for Borrowed<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.
         unsafe { &mut *self.restore.map_addr(|a| a & !TAGS) }
     }
 }
 
-impl Drop for Borrowed<'_> {
+impl<T> Drop for Borrowed<'_, T> {
     fn drop(&mut self) {
         // Only the owner writes a borrowed slot: a plain store hands it back.
         self.slot.ptr.store(self.restore, Ordering::Release);
     }
 }
 
-impl Drop for CoreSlot {
+impl<T> Drop for CoreSlot<T> {
     fn drop(&mut self) {
-        drop(self.take());
+        let _ = self.take();
     }
 }

@@ -222,7 +222,7 @@ pub(crate) fn create(
 impl MState {
     fn new() -> Arc<MState> {
         Arc::new(MState {
-            slot: CoreSlot::new(),
+            slot: CoreSlot::<Core>::new(),
             polls: AtomicU64::new(0),
             in_poll: AtomicBool::new(false),
             tid: std::sync::atomic::AtomicU32::new(0),
