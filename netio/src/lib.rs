@@ -3,8 +3,9 @@
 //!
 //! Installed into a runtime with [`install`]: every worker then parks in the shared
 //! driver (see `driver/mod.rs` for why one driver is shared) instead of on a plain
-//! condition variable. This first version drives epoll through mio; the io_uring
-//! backend is the next step (issue 3).
+//! condition variable. This version drives epoll through mio: TCP, UDP and Unix stream
+//! sockets ([`net`]), timers ([`time`]), and files on the blocking pool ([`fs`], since
+//! epoll cannot wait for regular files). The io_uring backend is the next step.
 
 pub mod driver;
 pub mod fs;
