@@ -329,3 +329,25 @@ fn rt_deadlock_detection_can_be_turned_off() {
     assert_eq!(rt.block_on(task).unwrap(), Some(7));
     feeder.join().unwrap();
 }
+
+/// A plain thread that feeds a channel with `try_send`, pausing longer than the
+/// deadlock grace period between values: after its first use the channel is known to
+/// be shared with a thread, so the waiting task is not called deadlocked.
+#[test]
+fn rt_channel_fed_by_a_plain_thread_is_not_a_deadlock() {
+    let _w = watchdog("rt_channel_fed_by_a_plain_thread_is_not_a_deadlock", 30);
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let (tx, rx) = gort::chan::bounded::<u32>(4);
+    let feeder = std::thread::spawn(move || {
+        tx.try_send(1).unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        tx.try_send(2).unwrap();
+    });
+    let task = rt.spawn(async move {
+        let a = rx.recv().await;
+        let b = rx.recv().await;
+        (a, b)
+    });
+    assert_eq!(rt.block_on(task).unwrap(), (Some(1), Some(2)));
+    feeder.join().unwrap();
+}

@@ -120,6 +120,15 @@ impl Drop for BlockingCall {
 }
 
 impl<T> Chan<T> {
+    /// A plain thread (not a worker, not `block_on`) uses the channel: tasks waiting
+    /// on it may be woken from outside the runtime, which the deadlock check must not
+    /// call a deadlock.
+    fn note_caller(&self) {
+        if !crate::context::is_entered() && !self.external.load(Ordering::Relaxed) {
+            self.external.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Records why a plain `send`/`recv` on this channel is parked.
     fn note_wait(&self, reason: crate::task::WaitReason) {
         let external = self.external.load(Ordering::Relaxed);
@@ -235,6 +244,7 @@ impl<T> Sender<T> {
     /// # Errors
     /// `Full(value)` when it would wait, `Closed(value)` when the channel is closed.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.chan.note_caller();
         self.chan.try_send(value)
     }
 
@@ -305,6 +315,7 @@ impl<T> Receiver<T> {
     /// # Errors
     /// `Empty` when it would wait, `Closed` when closed and drained.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.note_caller();
         self.chan.try_recv()
     }
 

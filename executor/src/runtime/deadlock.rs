@@ -14,7 +14,8 @@
 //! What it cannot see: a plain thread that holds a channel end or a lock and will use
 //! it later without being inside a gort call right now. A program built that way can
 //! turn the check off with `Builder::deadlock_detection(false)`; channels that plain
-//! threads use through `send_blocking`/`recv_blocking` are recognised and excluded.
+//! threads have used (`send_blocking`, `recv_blocking`, `try_send`, `try_recv`) are
+//! recognised from then on and excluded.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
