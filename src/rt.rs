@@ -16,6 +16,7 @@ pub struct Builder {
     inner: gort_executor::Builder,
     /// A custom parker replaces the reactor.
     custom_park: bool,
+    driver: Option<DriverKind>,
 }
 
 impl Default for Builder {
@@ -35,6 +36,7 @@ impl Builder {
         Builder {
             inner: gort_executor::Builder::new(),
             custom_park: false,
+            driver: None,
         }
     }
 
@@ -88,6 +90,15 @@ impl Builder {
         self
     }
 
+    /// Forces the I/O backend. By default `GORT_DRIVER` (`uring` or `epoll`) decides,
+    /// and without it io_uring runs when the kernel offers everything gort uses from
+    /// it (probed at start), epoll otherwise. With this, `build` fails when the backend
+    /// cannot start instead of falling back.
+    pub fn driver(&mut self, kind: DriverKind) -> &mut Self {
+        self.driver = Some(kind);
+        self
+    }
+
     /// Replaces the reactor with a custom parker (no `gort::net`/`gort::time` then).
     pub fn park_with(
         &mut self,
@@ -101,13 +112,14 @@ impl Builder {
     /// Starts the runtime with the reactor installed.
     ///
     /// # Errors
-    /// As [`gort_executor::Builder::build`], and when the kernel refuses the epoll
-    /// descriptor.
+    /// As [`gort_executor::Builder::build`]; `InvalidInput` for a bad `GORT_DRIVER`;
+    /// why io_uring cannot start when [`driver`](Self::driver) asked for it; when the
+    /// kernel refuses the epoll descriptor.
     pub fn build(&mut self) -> io::Result<Runtime> {
         let driver = if self.custom_park {
             None
         } else {
-            Some(gort_netio::install(&mut self.inner)?)
+            Some(gort_netio::install(&mut self.inner, self.driver)?)
         };
         Ok(Runtime {
             inner: self.inner.build()?,
@@ -140,7 +152,7 @@ impl Runtime {
 
     /// Which I/O backend runs (`None` when built with a custom parker).
     pub fn driver(&self) -> Option<DriverKind> {
-        self.driver.as_ref().map(|_| DriverKind::Epoll)
+        self.driver.as_ref().map(|d| d.kind())
     }
 
     /// The reactor, for its counters (registered sources, pending timers).

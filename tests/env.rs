@@ -33,6 +33,41 @@ fn rt_env_workers_sets_count_and_bad_values_are_clear_errors() {
     assert!(msg.contains("GORT_MAX_BLOCKING"), "{msg}");
     std::env::remove_var("GORT_MAX_BLOCKING");
 
+    // GORT_DRIVER picks the backend; the builder's choice wins; bad values are errors.
+    std::env::set_var("GORT_DRIVER", "io-uring-please");
+    let err = Runtime::new().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("GORT_DRIVER"), "{err}");
+    std::env::set_var("GORT_DRIVER", "epoll");
+    assert_eq!(
+        Runtime::new().unwrap().driver(),
+        Some(gort::DriverKind::Epoll)
+    );
+    let uring = Runtime::builder().driver(gort::DriverKind::Uring).build();
+    std::env::set_var("GORT_DRIVER", "uring");
+    match uring {
+        Ok(rt) => {
+            assert_eq!(rt.driver(), Some(gort::DriverKind::Uring));
+            assert_eq!(
+                Runtime::new().unwrap().driver(),
+                Some(gort::DriverKind::Uring)
+            );
+            let rt = Runtime::builder()
+                .driver(gort::DriverKind::Epoll)
+                .build()
+                .unwrap();
+            assert_eq!(rt.driver(), Some(gort::DriverKind::Epoll));
+        }
+        // A kernel or container without io_uring: forcing it is a clear error.
+        Err(e) => assert!(Runtime::new().unwrap_err().to_string() == e.to_string()),
+    }
+    std::env::remove_var("GORT_DRIVER");
+    // Default: epoll (see gort_netio's docs for why, measured).
+    assert_eq!(
+        Runtime::new().unwrap().driver(),
+        Some(gort::DriverKind::Epoll)
+    );
+
     // Default: the available cores.
     let rt = Runtime::new().unwrap();
     let cores = std::thread::available_parallelism().unwrap().get();

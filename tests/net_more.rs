@@ -215,3 +215,10 @@ fn emfile_child() -> io::Result<()> {
         io::Result::Ok(())
     })
 }
+
+/// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
+#[test]
+fn net_more_every_test_again_on_io_uring() {
+    let _w = watchdog("net_more_every_test_again_on_io_uring", 240);
+    common::rerun_all_on_io_uring("net_more_every_test_again_on_io_uring");
+}

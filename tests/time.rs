@@ -103,3 +103,10 @@ async fn time_interval_ticks_and_skips_missed_ticks() {
         after - late
     );
 }
+
+/// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
+#[test]
+fn time_every_test_again_on_io_uring() {
+    let _w = watchdog("time_every_test_again_on_io_uring", 240);
+    common::rerun_all_on_io_uring("time_every_test_again_on_io_uring");
+}

@@ -1,6 +1,8 @@
 //! Files. epoll cannot wait for regular files (they are always "ready"), so on this
 //! backend every file operation runs on the blocking pool, as in Go (which parks an M
-//! in the syscall) and tokio. io_uring's native file operations come with that backend.
+//! in the syscall) and tokio. On io_uring, `File::read_at`, `write_at` and `sync_all`
+//! are native `READ`/`WRITE`/`FSYNC` operations (no thread); opening, metadata, the
+//! path functions and the cursor-based `AsyncRead`/`AsyncWrite` still use the pool.
 //!
 //! [`File`] implements `futures::io::{AsyncRead, AsyncWrite, AsyncSeek}` with one
 //! operation in flight at a time: a write is accepted into a buffer and performed in
@@ -15,7 +17,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
+use std::os::fd::AsRawFd;
+
 use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
+use io_uring::{opcode, types};
+
+use crate::driver::uring::{self, Op as UringOp};
+use crate::Driver;
 use gort_executor::task::JoinHandle;
 
 /// Largest single read or write sent to the blocking pool, so one call does not hold
@@ -28,6 +36,11 @@ async fn blocking<T: Send + 'static>(
     gort_executor::spawn_blocking(f)
         .await
         .map_err(io::Error::from)?
+}
+
+/// The current runtime's driver when it runs io_uring (native file operations).
+fn uring_driver() -> Option<Arc<Driver>> {
+    Driver::current().ok().filter(|d| d.uring().is_some())
 }
 
 /// Reads a whole file.
@@ -155,6 +168,24 @@ impl File {
     /// # Cancel safety
     /// Cancel safe: it does not move the cursor.
     pub async fn read_at(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+        if let Some(driver) = uring_driver() {
+            let mut buf = Vec::with_capacity(len);
+            let entry = opcode::Read::new(
+                types::Fd(self.std.as_raw_fd()),
+                buf.as_mut_ptr(),
+                len.min(u32::MAX as usize) as u32,
+            )
+            .offset(offset)
+            .build();
+            // SAFETY: the buffer and the file (its fd) are kept by the op until the
+            // kernel is done with them.
+            let op = unsafe { UringOp::new(driver, entry, (buf, self.std.clone()), |_, _| {}) };
+            let (res, (mut buf, _)) = op.await;
+            let n = uring::result(res)?;
+            // SAFETY: the kernel wrote `n` bytes.
+            unsafe { buf.set_len(n) };
+            return Ok(buf);
+        }
         let f = self.std.clone();
         blocking(move || {
             let mut buf = vec![0u8; len];
@@ -171,8 +202,35 @@ impl File {
     /// As `pwrite(2)`.
     ///
     /// # Cancel safety
-    /// If dropped, the write still completes in the background.
+    /// If dropped, part of the data may have been written (on epoll the write
+    /// completes in the background; on io_uring the remaining writes are cancelled).
     pub async fn write_at(&self, data: Vec<u8>, offset: u64) -> io::Result<()> {
+        if let Some(driver) = uring_driver() {
+            let mut keep = (data, self.std.clone());
+            let mut done = 0;
+            while done < keep.0.len() {
+                let len = (keep.0.len() - done).min(u32::MAX as usize) as u32;
+                // SAFETY: as in `read_at`.
+                let entry = opcode::Write::new(
+                    types::Fd(self.std.as_raw_fd()),
+                    unsafe { keep.0.as_ptr().add(done) },
+                    len,
+                )
+                .offset(offset + done as u64)
+                .build();
+                // SAFETY: as in `read_at`.
+                let op = unsafe { UringOp::new(driver.clone(), entry, keep, |_, _| {}) };
+                let (res, k) = op.await;
+                keep = k;
+                match uring::result(res) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(());
+        }
         let f = self.std.clone();
         blocking(move || f.write_all_at(&data, offset)).await
     }
@@ -183,6 +241,12 @@ impl File {
     /// A pending write's error, or `fsync(2)`'s.
     pub async fn sync_all(&mut self) -> io::Result<()> {
         std::future::poll_fn(|cx| self.poll_idle(cx)).await?;
+        if let Some(driver) = uring_driver() {
+            let entry = opcode::Fsync::new(types::Fd(self.std.as_raw_fd())).build();
+            // SAFETY: the op keeps the file open until the kernel is done with it.
+            let op = unsafe { UringOp::new(driver, entry, self.std.clone(), |_, _| {}) };
+            return uring::result(op.await.0).map(drop);
+        }
         let f = self.std.clone();
         blocking(move || f.sync_all()).await
     }

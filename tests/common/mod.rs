@@ -63,3 +63,33 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         "<non-string panic>".to_owned()
     }
 }
+
+/// Runs every test of this test binary again in a child process whose runtimes use
+/// io_uring (`GORT_DRIVER=uring`), so each networking test covers both backends.
+/// In the child (or where io_uring is unavailable, said on stderr) it does nothing.
+#[allow(dead_code)]
+pub fn rerun_all_on_io_uring(this_test: &str) {
+    if std::env::var_os("GORT_DRIVER").is_some() {
+        return;
+    }
+    if let Err(e) = gort::Runtime::builder()
+        .workers(1)
+        .driver(gort::DriverKind::Uring)
+        .build()
+    {
+        eprintln!("io_uring unavailable here ({e}): these tests ran on epoll only");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--skip", this_test, "--test-threads", "2"])
+        .env("GORT_DRIVER", "uring")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "on io_uring:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("test result: ok"), "{stdout}");
+}

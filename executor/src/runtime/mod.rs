@@ -382,6 +382,16 @@ where
     }
 }
 
+/// Whether the calling thread is a runtime's worker that holds its P (its run queue
+/// and parker) right now. Such a thread parks through the runtime's
+/// [`Park`](crate::park::Park) before it sleeps, so a parker that batches work
+/// (io_uring submissions) may leave it queued until then. Other threads must flush what
+/// they queue themselves: `block_on`, plain threads, and a worker whose P the monitor
+/// handed off while it was stuck in a poll (it retires after that poll).
+pub fn is_worker_thread() -> bool {
+    context::with_worker(|w| w.is_some_and(|w| w.holds_p()))
+}
+
 /// Runs `f`, which may block, on the current thread without stalling the other tasks of
 /// this worker: the worker's queue, timers and I/O are first handed to a fresh thread
 /// (what the monitor does by itself after the blocking threshold; this does it at

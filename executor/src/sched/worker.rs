@@ -306,6 +306,11 @@ fn run(handle: Handle, m: Arc<MState>, core: Box<Core>) {
 }
 
 impl WorkerContext {
+    /// Whether this thread holds its P now (false after a hand-off).
+    pub(crate) fn holds_p(&self) -> bool {
+        self.m.slot.borrow().is_some()
+    }
+
     fn shared(&self) -> &Shared {
         &self.handle.shared
     }

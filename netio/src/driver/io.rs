@@ -17,6 +17,8 @@ pub(crate) const WRITABLE: usize = 1 << 1;
 pub(crate) const READ_CLOSED: usize = 1 << 2;
 pub(crate) const WRITE_CLOSED: usize = 1 << 3;
 pub(crate) const ERROR: usize = 1 << 4;
+/// Bytes wait in the stash (see [`ScheduledIo::stash`]).
+const STASHED: usize = 1 << 5;
 const READY_MASK: usize = 0xff;
 const TICK_ONE: usize = 1 << 8;
 
@@ -31,7 +33,7 @@ impl Direction {
     /// The bits that make an operation in this direction worth trying.
     fn mask(self) -> usize {
         match self {
-            Direction::Read => READABLE | READ_CLOSED | ERROR,
+            Direction::Read => READABLE | READ_CLOSED | ERROR | STASHED,
             Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
         }
     }
@@ -49,18 +51,27 @@ pub(crate) struct ReadyEvent {
 struct Waiters {
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// Bytes an io_uring read received after its future was dropped: the next read
+    /// returns them first, so no byte is lost (empty, unallocated, almost always).
+    stash: Vec<u8>,
 }
 
 pub(crate) struct ScheduledIo {
     /// `(tick << 8) | ready bits`.
     readiness: AtomicUsize,
+    /// io_uring reads whose future was dropped before their completion: until they
+    /// resolve, a new read waits (their bytes come first).
+    orphan_reads: AtomicUsize,
     waiters: Mutex<Waiters>,
 }
 
 impl ScheduledIo {
-    pub(crate) fn new() -> ScheduledIo {
+    /// A source whose readiness starts as `bits` (io_uring starts optimistic: see
+    /// `Driver::register`).
+    pub(crate) fn with_ready(bits: usize) -> ScheduledIo {
         ScheduledIo {
-            readiness: AtomicUsize::new(0),
+            readiness: AtomicUsize::new(bits),
+            orphan_reads: AtomicUsize::new(0),
             waiters: Mutex::new(Waiters::default()),
         }
     }
@@ -140,6 +151,63 @@ impl ScheduledIo {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
+    }
+
+    /// A read's future was dropped with its io_uring operation in flight.
+    pub(crate) fn orphan_read(&self) {
+        self.orphan_reads.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// That read completed: keeps `bytes` for the next read, and wakes a reader
+    /// waiting for it to resolve.
+    pub(crate) fn orphan_read_done(&self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.lock().stash.extend_from_slice(bytes);
+        }
+        self.orphan_reads.fetch_sub(1, Ordering::AcqRel);
+        let stashed = if bytes.is_empty() { 0 } else { STASHED };
+        self.set_ready(stashed | READABLE);
+    }
+
+    /// Ready once no orphaned read is in flight (their bytes must be read first).
+    pub(crate) fn poll_orphans(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.orphan_reads.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(());
+        }
+        let mut waiters = self.lock();
+        if !waiters
+            .reader
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            waiters.reader = Some(cx.waker().clone());
+        }
+        if self.orphan_reads.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Whether a read must first take bytes from the stash.
+    pub(crate) fn has_stash(&self) -> bool {
+        self.readiness.load(Ordering::Acquire) & STASHED != 0
+    }
+
+    /// Serves a read from the stash: `None` when it is empty (the usual case, one
+    /// atomic load).
+    pub(crate) fn take_stash(&self, buf: &mut [u8]) -> Option<usize> {
+        if self.readiness.load(Ordering::Acquire) & STASHED == 0 {
+            return None;
+        }
+        let mut waiters = self.lock();
+        let n = buf.len().min(waiters.stash.len());
+        buf[..n].copy_from_slice(&waiters.stash[..n]);
+        waiters.stash.drain(..n);
+        if waiters.stash.is_empty() {
+            waiters.stash = Vec::new();
+            self.readiness.fetch_and(!STASHED, Ordering::AcqRel);
+        }
+        (n > 0 || buf.is_empty()).then_some(n)
     }
 
     /// Wakes every waiter (deregistration, shutdown).

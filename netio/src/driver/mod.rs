@@ -11,8 +11,7 @@
 //! whenever some worker sleeps, one of them is watching the sockets and timers — also
 //! while another worker runs a CPU-heavy task (`net_readiness_noticed_while_other_worker_busy`).
 //! Busy workers also poll it without blocking every 61 scheduler ticks. This is tokio's
-//! arrangement too; per-P io_uring rings (the faster backend, still to come) will keep
-//! their own completion queues but follow the same parking protocol.
+//! arrangement too. The io_uring backend (`uring.rs`) shares one ring the same way.
 //!
 //! # Timers
 //!
@@ -23,18 +22,22 @@
 
 mod io;
 mod park;
+pub(crate) mod uring;
 
 pub(crate) use io::{Direction, ScheduledIo};
 pub(crate) use park::DriverPark;
 
 use std::collections::BTreeMap;
 use std::io as stdio;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
+
+use crate::DriverKind;
 
 /// Token of the driver's own waker (never a slab key: slab keys are offset by one).
 const WAKER_TOKEN: Token = Token(0);
@@ -44,19 +47,46 @@ const EVENTS_PER_TURN: usize = 1024;
 /// The reactor shared by every worker of one runtime. Attached to the runtime with
 /// `Builder::extension`, found from any of its threads by [`Driver::current`].
 pub struct Driver {
-    /// The epoll instance; held by the one worker blocked in it.
+    backend: Backend,
+    /// The waiting side (epoll instance or completion queue); held by the one worker
+    /// blocked in it.
     poll: Mutex<PollState>,
-    registry: Registry,
-    waker: mio::Waker,
-    sources: Mutex<Slab<Arc<ScheduledIo>>>,
+    sources: Mutex<Slab<Source>>,
     timers: Mutex<Timers>,
     /// Workers sleeping on their condition variable (candidates to take the driver).
     sleepers: Mutex<Vec<Arc<park::ParkState>>>,
 }
 
-struct PollState {
-    poll: Poll,
-    events: Events,
+enum Backend {
+    Epoll {
+        registry: Registry,
+        waker: mio::Waker,
+    },
+    Uring(Box<uring::Uring>),
+}
+
+enum PollState {
+    Epoll {
+        poll: Poll,
+        events: Events,
+    },
+    /// Completions taken from the queue, dispatched after releasing it.
+    Uring {
+        cqes: Vec<(u64, i32, u32)>,
+    },
+}
+
+/// A registered socket.
+struct Source {
+    io: Arc<ScheduledIo>,
+    /// io_uring: the fd its polls watch.
+    fd: RawFd,
+    /// io_uring: the multishot read poll / the one-shot write poll is in flight.
+    read_armed: bool,
+    write_armed: bool,
+    /// io_uring: deregistered; the slot is freed when no poll is in flight any more
+    /// (so a late completion never reaches a new socket in the same slot).
+    removing: bool,
 }
 
 #[derive(Default)]
@@ -72,7 +102,9 @@ pub(crate) type TimerKey = (Instant, u64);
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Driver").finish_non_exhaustive()
+        f.debug_struct("Driver")
+            .field("kind", &self.kind())
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,25 +113,55 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Driver {
-    /// A new epoll instance and its waker.
+    /// A new driver on the backend `kind` names; epoll by default (see the crate
+    /// docs for why io_uring is opt-in today).
     ///
     /// # Errors
-    /// When the kernel refuses an epoll or eventfd descriptor (e.g. `EMFILE`).
-    pub fn new() -> stdio::Result<Arc<Driver>> {
-        let poll = Poll::new()?;
-        let registry = poll.registry().try_clone()?;
-        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+    /// When the kernel refuses the epoll or eventfd descriptor (e.g. `EMFILE`), or,
+    /// with `Some(DriverKind::Uring)`, why io_uring cannot be used (the probe of its
+    /// features and opcodes names what is missing).
+    pub fn new(kind: Option<DriverKind>) -> stdio::Result<Arc<Driver>> {
+        let backend = match kind {
+            Some(DriverKind::Uring) => Some(Box::new(uring::Uring::new()?)),
+            Some(DriverKind::Epoll) | None => None,
+        };
+        let (backend, state) = match backend {
+            Some(u) => (Backend::Uring(u), PollState::Uring { cqes: Vec::new() }),
+            None => {
+                let poll = Poll::new()?;
+                let registry = poll.registry().try_clone()?;
+                let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+                (
+                    Backend::Epoll { registry, waker },
+                    PollState::Epoll {
+                        poll,
+                        events: Events::with_capacity(EVENTS_PER_TURN),
+                    },
+                )
+            }
+        };
         Ok(Arc::new(Driver {
-            poll: Mutex::new(PollState {
-                poll,
-                events: Events::with_capacity(EVENTS_PER_TURN),
-            }),
-            registry,
-            waker,
+            backend,
+            poll: Mutex::new(state),
             sources: Mutex::new(Slab::new()),
             timers: Mutex::new(Timers::default()),
             sleepers: Mutex::new(Vec::new()),
         }))
+    }
+
+    /// Which backend this driver runs.
+    pub fn kind(&self) -> DriverKind {
+        match self.backend {
+            Backend::Epoll { .. } => DriverKind::Epoll,
+            Backend::Uring(_) => DriverKind::Uring,
+        }
+    }
+
+    pub(crate) fn uring(&self) -> Option<&uring::Uring> {
+        match &self.backend {
+            Backend::Uring(u) => Some(u),
+            Backend::Epoll { .. } => None,
+        }
     }
 
     /// The driver of the current thread's runtime.
@@ -119,31 +181,119 @@ impl Driver {
     }
 
     /// Registers `source` for `interest`; the returned `ScheduledIo` tracks its readiness.
+    ///
+    /// On io_uring nothing is submitted yet: the source starts out *assumed* readable
+    /// (and writable unless `connecting`), the first operation tries the syscall, and
+    /// only one that gets `WouldBlock` arms a poll ([`Driver::arm`]). A connection used
+    /// only through native operations (`read_owned`) never has a poll at all.
     pub(crate) fn register(
         &self,
-        source: &mut impl mio::event::Source,
+        source: &mut (impl mio::event::Source + AsRawFd),
         interest: Interest,
+        connecting: bool,
     ) -> stdio::Result<(usize, Arc<ScheduledIo>)> {
-        let io = Arc::new(ScheduledIo::new());
-        let key = lock(&self.sources).insert(io.clone());
-        if let Err(e) = self.registry.register(source, Token(key + 1), interest) {
-            lock(&self.sources).remove(key);
-            return Err(e);
+        let fd = source.as_raw_fd();
+        let initial = match &self.backend {
+            Backend::Epoll { .. } => 0,
+            Backend::Uring(_) if connecting => io::READABLE,
+            Backend::Uring(_) => io::READABLE | io::WRITABLE,
+        };
+        let io = Arc::new(ScheduledIo::with_ready(initial));
+        let key = lock(&self.sources).insert(Source {
+            io: io.clone(),
+            fd,
+            read_armed: false,
+            write_armed: false,
+            removing: false,
+        });
+        if let Backend::Epoll { registry, .. } = &self.backend {
+            if let Err(e) = registry.register(source, Token(key + 1), interest) {
+                lock(&self.sources).remove(key);
+                return Err(e);
+            }
         }
         Ok((key, io))
     }
 
+    /// io_uring: a task waits for `direction` on source `key`; make sure a poll
+    /// watches it (nothing on epoll, where registration watches both).
+    pub(crate) fn arm(&self, key: usize, direction: Direction) {
+        let Backend::Uring(u) = &self.backend else {
+            return;
+        };
+        let mut sources = lock(&self.sources);
+        let Some(s) = sources.get_mut(key) else {
+            return;
+        };
+        let write = direction == Direction::Write;
+        let armed = if write {
+            &mut s.write_armed
+        } else {
+            &mut s.read_armed
+        };
+        if s.removing || *armed {
+            return;
+        }
+        *armed = true;
+        // Queued under the sources lock, so it precedes any removal of this poll.
+        u.queue(&uring::poll_entry(s.fd, key, write));
+    }
+
     pub(crate) fn deregister(&self, key: usize, source: &mut impl mio::event::Source) {
-        // The fd is closed right after; a failure here changes nothing.
-        let _ = self.registry.deregister(source);
-        if let Some(io) = lock(&self.sources).try_remove(key) {
-            io.wake_all();
+        match &self.backend {
+            Backend::Epoll { registry, .. } => {
+                // The fd is closed right after; a failure here changes nothing.
+                let _ = registry.deregister(source);
+                if let Some(s) = lock(&self.sources).try_remove(key) {
+                    s.io.wake_all();
+                }
+            }
+            Backend::Uring(u) => {
+                let (io, pushed) = {
+                    let mut sources = lock(&self.sources);
+                    let Some(s) = sources.get_mut(key) else {
+                        return;
+                    };
+                    let io = s.io.clone();
+                    if !s.read_armed && !s.write_armed {
+                        sources.remove(key);
+                        (io, false)
+                    } else {
+                        s.removing = true;
+                        if s.read_armed {
+                            u.push(&uring::poll_remove_entry(key, false));
+                        }
+                        if s.write_armed {
+                            u.push(&uring::poll_remove_entry(key, true));
+                        }
+                        (io, true)
+                    }
+                };
+                if pushed {
+                    // A poll holds a reference to the socket: submit the removal now,
+                    // or closing the fd would not close the connection until the next
+                    // turn.
+                    u.submit_now();
+                }
+                io.wake_all();
+            }
         }
     }
 
-    /// Number of registered I/O sources.
+    /// Number of registered I/O sources and, on io_uring, operations in flight.
     pub fn num_sources(&self) -> usize {
-        lock(&self.sources).len()
+        let ops = self.uring().map_or(0, uring::Uring::num_ops);
+        lock(&self.sources).len() + ops
+    }
+
+    /// Submits queued io_uring entries (nothing on epoll): a worker about to sleep
+    /// without holding the driver calls this, so what it queued is not left waiting.
+    pub(crate) fn flush(&self) {
+        if let Some(u) = self.uring() {
+            if u.has_unsubmitted() {
+                u.flush();
+            }
+        }
     }
 
     /// One turn: wait for events up to `timeout` (capped by the next timer), dispatch
@@ -152,8 +302,7 @@ impl Driver {
         if timeout == Some(Duration::ZERO) {
             // A busy worker's look (every 61 ticks): no timer bookkeeping around the
             // call, nobody to wake early.
-            let _ = state.poll.poll(&mut state.events, timeout);
-            self.dispatch(state);
+            self.wait(state, timeout);
             self.fire_timers();
             return;
         }
@@ -176,25 +325,49 @@ impl Driver {
             };
             t
         };
-        // EINTR and friends: treat as a spurious wake-up; the caller loops.
-        let _ = state.poll.poll(&mut state.events, timeout);
+        self.wait(state, timeout);
         lock(&self.timers).waiting_until = None;
-        self.dispatch(state);
         self.fire_timers();
     }
 
+    /// Waits in the backend and dispatches what it reports.
+    fn wait(&self, state: &mut PollState, timeout: Option<Duration>) {
+        match (state, &self.backend) {
+            (PollState::Epoll { poll, events }, _) => {
+                // EINTR and friends: treat as a spurious wake-up; the caller loops.
+                let _ = poll.poll(events, timeout);
+                self.dispatch_epoll(events);
+            }
+            (PollState::Uring { cqes }, Backend::Uring(u)) => {
+                if timeout == Some(Duration::ZERO) && !u.has_unsubmitted() {
+                    // Nothing to submit: reading the completion queue needs no syscall.
+                } else {
+                    u.enter(timeout);
+                }
+                loop {
+                    u.reap(cqes);
+                    if cqes.is_empty() {
+                        break;
+                    }
+                    self.dispatch_uring(u, cqes);
+                }
+            }
+            (PollState::Uring { .. }, Backend::Epoll { .. }) => unreachable!(),
+        }
+    }
+
     /// Records the events of the last `epoll_wait` and wakes their waiters.
-    fn dispatch(&self, state: &PollState) {
-        if state.events.is_empty() {
+    fn dispatch_epoll(&self, events: &Events) {
+        if events.is_empty() {
             return;
         }
         {
             let sources = lock(&self.sources);
-            for event in state.events.iter() {
+            for event in events.iter() {
                 if event.token() == WAKER_TOKEN {
                     continue;
                 }
-                let Some(io) = sources.get(event.token().0 - 1) else {
+                let Some(s) = sources.get(event.token().0 - 1) else {
                     continue;
                 };
                 let mut bits = 0;
@@ -213,8 +386,56 @@ impl Driver {
                 if event.is_error() {
                     bits |= io::ERROR;
                 }
-                io.set_ready(bits);
+                s.io.set_ready(bits);
             }
+        }
+    }
+
+    /// Handles reaped io_uring completions (and empties `cqes`).
+    fn dispatch_uring(&self, u: &uring::Uring, cqes: &mut Vec<(u64, i32, u32)>) {
+        for (user_data, res, flags) in cqes.drain(..) {
+            if user_data & 3 != uring::TAG_POLL {
+                u.complete(user_data, res);
+                continue;
+            }
+            let key = (user_data >> 3) as usize;
+            let write = user_data & uring::POLL_WRITE != 0;
+            let last = uring::is_last(flags);
+            let mut sources = lock(&self.sources);
+            let Some(s) = sources.get_mut(key) else {
+                continue;
+            };
+            if last {
+                if write {
+                    s.write_armed = false;
+                } else {
+                    s.read_armed = false;
+                }
+            }
+            if s.removing {
+                if !s.read_armed && !s.write_armed {
+                    sources.remove(key);
+                }
+                continue;
+            }
+            let bits = if res >= 0 {
+                uring::ready_bits(res as u32)
+            } else {
+                0
+            };
+            // A poll that ended without a readiness bit (an error, or a multishot poll
+            // ended by a completion queue overflow): let the waiters try again, which
+            // re-arms it if they still need to wait.
+            let retry = if last && bits == 0 {
+                if write {
+                    io::WRITABLE
+                } else {
+                    io::READABLE
+                }
+            } else {
+                0
+            };
+            s.io.set_ready(bits | retry);
         }
     }
 
@@ -249,7 +470,7 @@ impl Driver {
         let wake = timers.waiting_until.is_some_and(|w| deadline < w);
         drop(timers);
         if wake {
-            let _ = self.waker.wake();
+            self.wake();
         }
         key
     }
@@ -279,6 +500,11 @@ impl Driver {
     }
 
     fn wake(&self) {
-        let _ = self.waker.wake();
+        match &self.backend {
+            Backend::Epoll { waker, .. } => {
+                let _ = waker.wake();
+            }
+            Backend::Uring(u) => u.wake(),
+        }
     }
 }

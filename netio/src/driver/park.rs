@@ -89,9 +89,12 @@ impl Park for DriverPark {
             .is_ok()
             || timeout == Some(Duration::ZERO)
         {
+            driver.flush();
             driver.fire_timers();
             return;
         }
+        // What this worker queued must reach the kernel before it sleeps.
+        driver.flush();
         let mut guard = lock(&me.mutex);
         match me
             .state

@@ -8,6 +8,9 @@ use std::task::{ready, Context, Poll};
 
 use mio::Interest;
 
+use io_uring::{opcode, types};
+
+use crate::driver::uring::{self, Op};
 use crate::driver::{Direction, Driver, ScheduledIo};
 
 pub(crate) struct Evented<S: mio::event::Source> {
@@ -17,11 +20,21 @@ pub(crate) struct Evented<S: mio::event::Source> {
     driver: Arc<Driver>,
 }
 
-impl<S: mio::event::Source> Evented<S> {
+impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
     /// Registers `source` with the current runtime's driver.
-    pub(crate) fn new(mut source: S, interest: Interest) -> io::Result<Evented<S>> {
+    pub(crate) fn new(source: S, interest: Interest) -> io::Result<Evented<S>> {
+        Evented::register(source, interest, false)
+    }
+
+    /// Registers a socket whose non-blocking `connect` is in progress (not writable
+    /// until the handshake ends).
+    pub(crate) fn new_connecting(source: S, interest: Interest) -> io::Result<Evented<S>> {
+        Evented::register(source, interest, true)
+    }
+
+    fn register(mut source: S, interest: Interest, connecting: bool) -> io::Result<Evented<S>> {
         let driver = Driver::current()?;
-        let (key, io) = driver.register(&mut source, interest)?;
+        let (key, io) = driver.register(&mut source, interest, connecting)?;
         Ok(Evented {
             source,
             key,
@@ -45,6 +58,7 @@ impl<S: mio::event::Source> Evented<S> {
         let restore = ready!(gort_executor::coop::poll_proceed(cx));
         loop {
             let Poll::Ready(event) = self.io.poll_ready(direction, cx) else {
+                self.driver.arm(self.key, direction);
                 gort_executor::task::set_wait_reason(gort_executor::task::WaitReason::Io);
                 return Poll::Pending;
             };
@@ -77,12 +91,16 @@ impl<S: mio::event::Source> Evented<S> {
 
     /// Waits until the source is ready in `direction` (without an operation).
     pub(crate) fn poll_ready(&self, direction: Direction, cx: &mut Context<'_>) -> Poll<()> {
-        self.io.poll_ready(direction, cx).map(drop)
+        let res = self.io.poll_ready(direction, cx).map(drop);
+        if res.is_pending() {
+            self.driver.arm(self.key, direction);
+        }
+        res
     }
 }
 
 /// Byte-stream operations shared by TCP and Unix streams.
-impl<S: mio::event::Source> Evented<S>
+impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S>
 where
     for<'a> &'a S: io::Read + io::Write,
 {
@@ -91,6 +109,10 @@ where
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        ready!(self.io.poll_orphans(cx));
+        if let Some(n) = self.io.take_stash(buf) {
+            return Poll::Ready(Ok(n));
+        }
         self.poll_io(Direction::Read, cx, |mut s| io::Read::read(&mut s, buf))
     }
 
@@ -115,6 +137,101 @@ where
             buf = &buf[n..];
         }
         Ok(())
+    }
+}
+
+/// Owned-buffer operations: native `RECV`/`SEND` on io_uring, the readiness loop on
+/// epoll.
+impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S>
+where
+    for<'a> &'a S: io::Read + io::Write,
+{
+    /// Reads into `buf`'s spare capacity (which must not be empty), appending.
+    pub(crate) async fn read_owned(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        std::future::poll_fn(|cx| self.io.poll_orphans(cx)).await;
+        let start = buf.len();
+        if self.driver.uring().is_none() || self.io.has_stash() {
+            buf.resize(buf.capacity(), 0);
+            let res = self.read(&mut buf[start..]).await;
+            buf.truncate(start + *res.as_ref().unwrap_or(&0));
+            return (res, buf);
+        }
+        let spare = buf.capacity() - start;
+        // SAFETY: the pointer is into `buf`'s heap allocation, which `Op` keeps until
+        // the completion; the fd belongs to `self`, which outlives the borrow of this
+        // future (and a dropped `Op` submits its cancel before returning).
+        let entry = opcode::Recv::new(
+            types::Fd(self.source.as_raw_fd()),
+            unsafe { buf.as_mut_ptr().add(start) },
+            spare.min(u32::MAX as usize) as u32,
+        )
+        .build();
+        let keep = (buf, self.io.clone(), start);
+        // SAFETY: `keep` owns the buffer `entry` points into (see above).
+        let op = unsafe { Op::new(self.driver.clone(), entry, keep, stash_late_read) };
+        // Declared after `op`, so dropped before it: counts the orphan before `op`'s
+        // drop may resolve it.
+        let mut orphan = OrphanGuard(&self.io, true);
+        let (res, (mut buf, _, _)) = op.await;
+        orphan.1 = false;
+        let res = uring::result(res);
+        if let Ok(n) = res {
+            // SAFETY: the kernel wrote `n` bytes after `start`.
+            unsafe { buf.set_len(start + n) };
+        }
+        (res, buf)
+    }
+
+    /// Writes all of `buf`.
+    pub(crate) async fn write_all_owned(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        if self.driver.uring().is_none() {
+            let res = self.write_all(&buf).await;
+            return (res, buf);
+        }
+        let mut buf = buf;
+        let mut off = 0;
+        while off < buf.len() {
+            let len = (buf.len() - off).min(u32::MAX as usize) as u32;
+            // SAFETY: as in `read_owned`.
+            let entry = opcode::Send::new(
+                types::Fd(self.source.as_raw_fd()),
+                unsafe { buf.as_ptr().add(off) },
+                len,
+            )
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
+            // SAFETY: `buf`, which `entry` points into, goes with the op.
+            let op = unsafe { Op::new(self.driver.clone(), entry, buf, |_, _| {}) };
+            let (res, b) = op.await;
+            buf = b;
+            match uring::result(res) {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(n) => off += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+}
+
+/// A `RECV` completed after its future was dropped: keep the bytes for the next read.
+fn stash_late_read((mut buf, io, start): (Vec<u8>, Arc<ScheduledIo>, usize), res: i32) {
+    if res > 0 {
+        // SAFETY: the kernel wrote `res` bytes after `start`, within the capacity.
+        unsafe { buf.set_len(start + res as usize) };
+    }
+    io.orphan_read_done(&buf[start..]);
+}
+
+/// Marks a read as orphaned when the future holding it is dropped mid-flight.
+struct OrphanGuard<'a>(&'a ScheduledIo, bool);
+
+impl Drop for OrphanGuard<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.orphan_read();
+        }
     }
 }
 

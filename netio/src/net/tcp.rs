@@ -185,6 +185,11 @@ impl TcpStream {
         Ok(TcpStream { io })
     }
 
+    fn connecting(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+        let io = Evented::new_connecting(stream, Interest::READABLE | Interest::WRITABLE)?;
+        Ok(TcpStream { io })
+    }
+
     /// Connects to `addr` (a name is resolved on the blocking pool; each address is
     /// tried in turn).
     ///
@@ -216,7 +221,7 @@ impl TcpStream {
     }
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
-        let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
+        let stream = TcpStream::connecting(mio::net::TcpStream::connect(addr)?)?;
         // Writable means the handshake finished, one way or the other.
         poll_fn(|cx| stream.io.poll_ready(Direction::Write, cx)).await;
         if let Some(e) = stream.io.get().take_error()? {
@@ -307,16 +312,14 @@ impl TcpStream {
     /// As [`read`](Self::read); the buffer comes back either way.
     ///
     /// # Cancel safety
-    /// Cancel safe on epoll; dropping the future drops the buffer.
+    /// Cancel safe: on io_uring, dropping the future cancels the `RECV`, the kernel
+    /// keeps the buffer until the cancellation completes, and bytes it received in the
+    /// meantime are kept for the next read. On epoll nothing is read unless returned.
     pub async fn read_owned(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         if buf.capacity() == buf.len() {
             buf.reserve(OWNED_READ_MIN);
         }
-        let start = buf.len();
-        buf.resize(buf.capacity(), 0);
-        let res = self.read(&mut buf[start..]).await;
-        buf.truncate(start + *res.as_ref().unwrap_or(&0));
-        (res, buf)
+        self.io.read_owned(buf).await
     }
 
     /// Writes all of an owned buffer, returning it.
@@ -327,8 +330,7 @@ impl TcpStream {
     /// # Cancel safety
     /// Not cancel safe: part of the buffer may have been written.
     pub async fn write_all_owned(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-        let res = self.write_all(&buf).await;
-        (res, buf)
+        self.io.write_all_owned(buf).await
     }
 
     fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {

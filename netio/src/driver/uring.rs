@@ -1,0 +1,476 @@
+//! The io_uring backend: one ring shared by the workers, as the epoll instance is.
+//!
+//! # What goes through the ring
+//!
+//! - Readiness. Each registered socket has one *multishot* `POLL_ADD`: the kernel posts
+//!   a completion whenever the socket becomes ready, and the driver ORs it into the
+//!   socket's readiness word exactly as it does with epoll events. So every
+//!   borrowed-buffer operation (`read(&mut buf)`, `AsyncRead`, accept, connect, UDP)
+//!   works the same on both backends, and registering costs one queued entry instead
+//!   of an `epoll_ctl` call.
+//! - Native operations ([`Op`]): `RECV`/`SEND` for the owned-buffer API
+//!   (`read_owned`, `write_all_owned`) and `READ`/`WRITE`/`FSYNC` for files. They are
+//!   queued, not submitted: the worker submits everything it queued in one
+//!   `io_uring_enter` when it next parks (at the latest every 61 scheduler ticks, when
+//!   a busy worker looks at the driver), and reaps completions from the shared
+//!   completion queue without a system call while it runs.
+//! - Wake-ups: an `eventfd` with one `READ` in flight; another thread writes the
+//!   eventfd to end the holder's wait.
+//!
+//! # Cancel safety
+//!
+//! An [`Op`] owns what the kernel reads or writes (buffer, file descriptor's owner).
+//! Dropped before its completion, it moves them into the driver's slot for the
+//! operation, queues an `ASYNC_CANCEL` and submits at once, so the kernel has resolved
+//! the file descriptor before the caller can close it. The buffer is freed, or the
+//! bytes a late `RECV` received are stashed for the socket's next read, only when the
+//! completion arrives. Ops orphaned when the driver itself is dropped are leaked, not
+//! freed: the kernel may still write into them while the ring shuts down.
+//!
+//! # Why not per-worker rings with `SINGLE_ISSUER`/`DEFER_TASKRUN`
+//!
+//! Work stealing moves a task, and with it its socket, to whichever worker is free;
+//! with per-worker rings the socket's operations would complete on a ring whose owner
+//! may be busy. One ring, whose waiting side the sleeping worker holds (see
+//! `driver/mod.rs`), keeps the parking protocol of the epoll backend. `SINGLE_ISSUER`
+//! and `DEFER_TASKRUN` need one submitting thread, which a shared ring is not.
+
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use slab::Slab;
+
+use super::{io as rd, lock, Driver};
+
+/// What a completion's `user_data` belongs to (low two bits; the key is above them).
+pub(crate) const TAG_WAKE: u64 = 0;
+pub(crate) const TAG_POLL: u64 = 1;
+pub(crate) const TAG_OP: u64 = 2;
+/// Completions nobody waits for (cancellations, poll removals).
+pub(crate) const TAG_IGNORE: u64 = 3;
+
+/// Submission queue size; the completion queue is twice that.
+const SQ_ENTRIES: u32 = 4096;
+
+/// The opcodes this backend uses, checked with `IORING_REGISTER_PROBE` at start.
+const OPCODES: [(u8, &str); 9] = [
+    (opcode::PollAdd::CODE, "POLL_ADD"),
+    (opcode::PollRemove::CODE, "POLL_REMOVE"),
+    (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+    (opcode::Read::CODE, "READ"),
+    (opcode::Write::CODE, "WRITE"),
+    (opcode::Recv::CODE, "RECV"),
+    (opcode::Send::CODE, "SEND"),
+    (opcode::Fsync::CODE, "FSYNC"),
+    (opcode::Nop::CODE, "NOP"),
+];
+
+/// One operation's slot in the driver.
+enum OpState {
+    /// In flight; the waker of the task awaiting it.
+    Waiting(Option<Waker>),
+    /// Completed with this result; its future has not looked yet.
+    Done(i32),
+    /// Its future was dropped: run this with the result, then free the slot.
+    Orphaned(Box<dyn FnOnce(i32) + Send>),
+}
+
+pub(crate) struct Uring {
+    ring: IoUring,
+    /// Serialises pushes to the submission queue (any thread may push).
+    sq_lock: Mutex<()>,
+    /// Entries pushed since the last `io_uring_enter`.
+    unsubmitted: AtomicBool,
+    eventfd: OwnedFd,
+    /// Where the eventfd `READ` writes; leaked, so it outlives the ring.
+    wake_buf: &'static WakeBuf,
+    ops: Mutex<Slab<OpState>>,
+}
+
+/// The kernel writes the eventfd counter here.
+struct WakeBuf(UnsafeCell<u64>);
+// SAFETY: only the kernel writes it, and nobody reads it.
+unsafe impl Sync for WakeBuf {}
+
+fn unsupported(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, what)
+}
+
+impl Uring {
+    /// Sets up a ring and checks the features and opcodes the backend relies on.
+    ///
+    /// # Errors
+    /// `Unsupported` naming what is missing; the kernel's error when it refuses the
+    /// ring (`ENOSYS` on old kernels, `EPERM` under seccomp or `io_uring_disabled`,
+    /// `ENOMEM` under a small memlock limit).
+    pub(crate) fn new() -> io::Result<Uring> {
+        let ring = IoUring::builder()
+            .setup_cqsize(SQ_ENTRIES * 2)
+            .setup_clamp()
+            .build(SQ_ENTRIES)?;
+        let p = ring.params();
+        for (ok, what) in [
+            (
+                p.is_feature_ext_arg(),
+                "EXT_ARG (a timeout on the wait, Linux 5.11)",
+            ),
+            (p.is_feature_nodrop(), "NODROP (Linux 5.5)"),
+            (p.is_feature_fast_poll(), "FAST_POLL (Linux 5.7)"),
+            // Multishot poll came with 5.13, as resource tagging did.
+            (
+                p.is_feature_resource_tagging(),
+                "multishot poll (Linux 5.13)",
+            ),
+        ] {
+            if !ok {
+                return Err(unsupported(format!("io_uring lacks {what}")));
+            }
+        }
+        let mut probe = Probe::new();
+        ring.submitter().register_probe(&mut probe)?;
+        for (code, name) in OPCODES {
+            if !probe.is_supported(code) {
+                return Err(unsupported(format!("io_uring lacks the {name} operation")));
+            }
+        }
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let uring = Uring {
+            ring,
+            sq_lock: Mutex::new(()),
+            unsubmitted: AtomicBool::new(false),
+            eventfd,
+            wake_buf: Box::leak(Box::new(WakeBuf(UnsafeCell::new(0)))),
+            ops: Mutex::new(Slab::new()),
+        };
+        uring.arm_wake();
+        // One round trip proves the ring works (a seccomp filter may allow setup but
+        // refuse io_uring_enter).
+        uring.push(&opcode::Nop::new().build().user_data(TAG_IGNORE));
+        uring.ring.submit_and_wait(1)?;
+        Ok(uring)
+    }
+
+    /// Queues `entry` (submitted at the next `flush` or turn).
+    pub(crate) fn push(&self, entry: &squeue::Entry) {
+        let _g = lock(&self.sq_lock);
+        loop {
+            // SAFETY: `sq_lock` makes this the only live view of the submission queue.
+            let mut sq = unsafe { self.ring.submission_shared() };
+            // SAFETY: every entry's buffers are owned by an `Op` or the driver until its
+            // completion (see `Op`).
+            if unsafe { sq.push(entry) }.is_ok() {
+                break;
+            }
+            drop(sq);
+            // Full: submit what is queued to make room.
+            if self.ring.submit().is_err() {
+                std::thread::yield_now();
+            }
+        }
+        self.unsubmitted.store(true, Ordering::Release);
+    }
+
+    /// Queues `entry`; submits at once when the caller is not a worker (a worker
+    /// submits when it parks; `block_on` or a plain thread would not).
+    pub(crate) fn queue(&self, entry: &squeue::Entry) {
+        self.push(entry);
+        if !gort_executor::runtime::is_worker_thread() {
+            self.submit_now();
+        }
+    }
+
+    /// Submits what was queued, without waiting.
+    pub(crate) fn flush(&self) {
+        if self.unsubmitted.swap(false, Ordering::AcqRel) {
+            let _ = self.ring.submit();
+        }
+    }
+
+    /// Submits now, whoever else may be about to: when the caller must know the kernel
+    /// has taken what was queued.
+    pub(crate) fn submit_now(&self) {
+        self.unsubmitted.store(false, Ordering::Release);
+        let _ = self.ring.submit();
+    }
+
+    /// Whether entries wait to be submitted.
+    pub(crate) fn has_unsubmitted(&self) -> bool {
+        self.unsubmitted.load(Ordering::Acquire)
+    }
+
+    fn arm_wake(&self) {
+        let e = opcode::Read::new(
+            types::Fd(self.eventfd.as_raw_fd()),
+            self.wake_buf.0.get().cast::<u8>(),
+            8,
+        )
+        .build()
+        .user_data(TAG_WAKE);
+        self.push(&e);
+    }
+
+    /// Ends the holder's wait from another thread.
+    pub(crate) fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our eventfd. A full counter
+        // (EAGAIN) means a wake-up is pending anyway.
+        let _ = unsafe {
+            libc::write(
+                self.eventfd.as_raw_fd(),
+                (&raw const one).cast::<libc::c_void>(),
+                8,
+            )
+        };
+    }
+
+    /// Submits what is queued and waits for one completion, at most `timeout`
+    /// (`None`: no limit; `Some(0)`: don't wait). Completions already waiting end it
+    /// at once.
+    pub(crate) fn enter(&self, timeout: Option<Duration>) {
+        self.unsubmitted.store(false, Ordering::Release);
+        // SAFETY: only the driver's holder touches the completion queue.
+        let ready = !unsafe { self.ring.completion_shared() }.is_empty();
+        let submitter = self.ring.submitter();
+        // ETIME (timeout), EINTR, EBUSY: the caller reaps what there is and loops.
+        let _ = match timeout {
+            _ if ready => submitter.submit(),
+            Some(d) if d.is_zero() => submitter.submit(),
+            Some(d) => {
+                let ts = types::Timespec::from(d);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                submitter.submit_with_args(1, &args)
+            }
+            None => submitter.submit_and_wait(1),
+        };
+    }
+
+    /// Takes the waiting completions into `out` as `(user_data, result, flags)`.
+    pub(crate) fn reap(&self, out: &mut Vec<(u64, i32, u32)>) {
+        // SAFETY: only the driver's holder touches the completion queue.
+        let cq = unsafe { self.ring.completion_shared() };
+        out.extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
+    }
+
+    /// Handles one completion of an operation or of the wake-up read.
+    pub(crate) fn complete(&self, user_data: u64, result: i32) {
+        match user_data & 3 {
+            TAG_WAKE => self.arm_wake(),
+            TAG_OP => {
+                let key = (user_data >> 2) as usize;
+                let mut ops = lock(&self.ops);
+                let Some(slot) = ops.get_mut(key) else {
+                    return;
+                };
+                match std::mem::replace(slot, OpState::Done(result)) {
+                    OpState::Waiting(w) => {
+                        drop(ops);
+                        if let Some(w) = w {
+                            w.wake();
+                        }
+                    }
+                    OpState::Orphaned(f) => {
+                        ops.remove(key);
+                        drop(ops);
+                        f(result);
+                    }
+                    OpState::Done(_) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Operations in flight.
+    pub(crate) fn num_ops(&self) -> usize {
+        lock(&self.ops).len()
+    }
+}
+
+impl Drop for Uring {
+    fn drop(&mut self) {
+        // Orphaned operations may still be written by the kernel while the ring shuts
+        // down: leak their buffers rather than free memory the kernel may write.
+        let ops = std::mem::take(&mut *lock(&self.ops));
+        std::mem::forget(ops);
+    }
+}
+
+/// A native operation's result as `io::Result`.
+pub(crate) fn result(res: i32) -> io::Result<usize> {
+    if res < 0 {
+        Err(io::Error::from_raw_os_error(-res))
+    } else {
+        Ok(res as usize)
+    }
+}
+
+/// Readiness bits of a poll completion's `revents`.
+pub(crate) fn ready_bits(revents: u32) -> usize {
+    let ev = revents as libc::c_short;
+    let mut bits = 0;
+    if ev & libc::POLLIN != 0 {
+        bits |= rd::READABLE;
+    }
+    if ev & libc::POLLOUT != 0 {
+        bits |= rd::WRITABLE;
+    }
+    if ev & libc::POLLRDHUP != 0 {
+        bits |= rd::READ_CLOSED;
+    }
+    if ev & libc::POLLHUP != 0 {
+        bits |= rd::READ_CLOSED | rd::WRITE_CLOSED;
+    }
+    if ev & libc::POLLERR != 0 {
+        bits |= rd::ERROR;
+    }
+    bits
+}
+
+/// Bit of a poll's `user_data` marking the one-shot write poll (clear: the multishot
+/// read poll).
+pub(crate) const POLL_WRITE: u64 = 1 << 2;
+
+fn poll_user_data(key: usize, write: bool) -> u64 {
+    ((key as u64) << 3) | if write { POLL_WRITE } else { 0 } | TAG_POLL
+}
+
+/// The poll entry for source `key`: multishot `POLLIN | POLLRDHUP` for reads (armed
+/// once, kept), one-shot `POLLOUT` for writes (armed when a write found the socket
+/// full: a multishot `POLLOUT` would post a completion for every ACK that frees
+/// send-buffer space, which epoll coalesces and io_uring does not).
+pub(crate) fn poll_entry(fd: RawFd, key: usize, write: bool) -> squeue::Entry {
+    let (mask, multi) = if write {
+        (libc::POLLOUT as u32, false)
+    } else {
+        ((libc::POLLIN | libc::POLLRDHUP) as u32, true)
+    };
+    opcode::PollAdd::new(types::Fd(fd), mask)
+        .multi(multi)
+        .build()
+        .user_data(poll_user_data(key, write))
+}
+
+/// The entry that removes source `key`'s read or write poll.
+pub(crate) fn poll_remove_entry(key: usize, write: bool) -> squeue::Entry {
+    opcode::PollRemove::new(poll_user_data(key, write))
+        .build()
+        .user_data(TAG_IGNORE)
+}
+
+/// Whether a poll completion is its request's last.
+pub(crate) fn is_last(flags: u32) -> bool {
+    !cqueue::more(flags)
+}
+
+/// One native operation: `entry` is submitted on first poll; the future resolves to the
+/// kernel's result (`-errno` on failure) and `keep`, which owns everything the entry
+/// points to. If the future is dropped first, `keep` goes to the driver and
+/// `on_orphan(keep, result)` runs when the completion arrives.
+pub(crate) struct Op<K: Send + Unpin + 'static> {
+    driver: Arc<Driver>,
+    entry: Option<squeue::Entry>,
+    key: Option<usize>,
+    keep: Option<K>,
+    on_orphan: fn(K, i32),
+}
+
+impl<K: Send + Unpin + 'static> Op<K> {
+    /// # Safety
+    /// Every pointer in `entry` must point into memory owned by `keep` (heap memory
+    /// that does not move with it) or live longer than the driver, and every file
+    /// descriptor in it must stay open until this future is polled or dropped.
+    pub(crate) unsafe fn new(
+        driver: Arc<Driver>,
+        entry: squeue::Entry,
+        keep: K,
+        on_orphan: fn(K, i32),
+    ) -> Op<K> {
+        Op {
+            driver,
+            entry: Some(entry),
+            key: None,
+            keep: Some(keep),
+            on_orphan,
+        }
+    }
+}
+
+impl<K: Send + Unpin + 'static> Future for Op<K> {
+    type Output = (i32, K);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(i32, K)> {
+        let this = self.get_mut();
+        let uring = this.driver.uring().expect("Op on an io_uring driver");
+        gort_executor::task::set_wait_reason(gort_executor::task::WaitReason::Io);
+        let Some(key) = this.key else {
+            let key = lock(&uring.ops).insert(OpState::Waiting(Some(cx.waker().clone())));
+            let entry = this.entry.take().expect("submitted once");
+            uring.queue(&entry.user_data(((key as u64) << 2) | TAG_OP));
+            this.key = Some(key);
+            return Poll::Pending;
+        };
+        let mut ops = lock(&uring.ops);
+        match &mut ops[key] {
+            OpState::Done(res) => {
+                let res = *res;
+                ops.remove(key);
+                this.key = None;
+                Poll::Ready((res, this.keep.take().expect("completes once")))
+            }
+            OpState::Waiting(w) => {
+                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *w = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            OpState::Orphaned(_) => unreachable!("an op's own future is alive"),
+        }
+    }
+}
+
+impl<K: Send + Unpin + 'static> Drop for Op<K> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else {
+            return;
+        };
+        let Some(uring) = self.driver.uring() else {
+            return;
+        };
+        let keep = self.keep.take().expect("kept until completion");
+        let on_orphan = self.on_orphan;
+        let mut ops = lock(&uring.ops);
+        match std::mem::replace(&mut ops[key], OpState::Done(0)) {
+            OpState::Done(res) => {
+                ops.remove(key);
+                drop(ops);
+                on_orphan(keep, res);
+            }
+            OpState::Waiting(_) => {
+                ops[key] = OpState::Orphaned(Box::new(move |res| on_orphan(keep, res)));
+                drop(ops);
+                let cancel = opcode::AsyncCancel::new(((key as u64) << 2) | TAG_OP)
+                    .build()
+                    .user_data(TAG_IGNORE);
+                uring.push(&cancel);
+                // Submit now, so the kernel has taken its reference to the file before
+                // the caller may close the descriptor.
+                uring.submit_now();
+            }
+            OpState::Orphaned(_) => unreachable!("orphaned once"),
+        }
+    }
+}
