@@ -39,6 +39,9 @@ pub enum Size {
 /// A child's answer: metric name → value (the first is the primary metric).
 type Metrics = Vec<(String, f64)>;
 
+/// (workload index, variant) → contender → its samples, or why it has none.
+type Results = BTreeMap<(usize, String), BTreeMap<&'static str, Result<Vec<Metrics>, String>>>;
+
 /// One measurement to run: a workload, its variant and a contender.
 struct Job {
     workload: &'static str,
@@ -113,8 +116,7 @@ fn run(args: &[String]) -> io::Result<()> {
         .collect();
     let started = Instant::now();
     // (workload, variant) → contender → samples (or the failure).
-    let mut results: BTreeMap<(usize, String), BTreeMap<&str, Result<Vec<Metrics>, String>>> =
-        BTreeMap::new();
+    let mut results: Results = BTreeMap::new();
     let total = jobs.len() * CONTENDERS.len() * reps;
     let mut done = 0;
     for rep in 0..reps {
@@ -247,13 +249,7 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), Linux {}", kernel.trim())
 }
 
-#[allow(clippy::type_complexity)]
-fn report(
-    results: &BTreeMap<(usize, String), BTreeMap<&str, Result<Vec<Metrics>, String>>>,
-    reps: usize,
-    size: Size,
-    nofile: u64,
-) -> io::Result<String> {
+fn report(results: &Results, reps: usize, size: Size, nofile: u64) -> io::Result<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/gort-bench");
     std::fs::create_dir_all(&dir)?;
     let mut md = format!(
@@ -301,7 +297,8 @@ fn report(
             match by_contender.get(c) {
                 Some(Ok(s)) if !s.is_empty() => {
                     let m = medians(s);
-                    let cells: Vec<String> = m.iter().map(|(_, v)| chart::format_value(*v)).collect();
+                    let cells: Vec<String> =
+                        m.iter().map(|(_, v)| chart::format_value(*v)).collect();
                     md.push_str(&format!(
                         "| {variant} | {c} | {} | {} | {} |\n",
                         cells.join(" | "),

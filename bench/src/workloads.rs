@@ -11,7 +11,14 @@ use std::time::{Duration, Instant};
 use crate::{echo_client, echo_servers, Job, Metrics, Size};
 
 pub const NAMES: [&str; 8] = [
-    "spawn", "parked", "ping_pong", "mpmc", "echo", "churn", "timers", "blocking",
+    "spawn",
+    "parked",
+    "ping_pong",
+    "mpmc",
+    "echo",
+    "churn",
+    "timers",
+    "blocking",
 ];
 
 /// Workers of the gort and tokio runtimes in the non-network workloads (the echo and
@@ -19,7 +26,10 @@ pub const NAMES: [&str; 8] = [
 pub const WORKERS: usize = 2;
 
 pub fn index(name: &str) -> usize {
-    NAMES.iter().position(|n| *n == name).expect("known workload")
+    NAMES
+        .iter()
+        .position(|n| *n == name)
+        .expect("known workload")
 }
 
 pub fn describe(w: usize) -> &'static str {
@@ -142,7 +152,11 @@ pub fn jobs(size: Size, nofile: u64) -> Vec<Job> {
     }
     v.push(job("churn", "32 clients".into(), vec![secs.to_owned()]));
     v.push(job("timers", format!("{n} sleeps"), vec![n.to_string()]));
-    v.push(job("blocking", format!("{} calls", n / 10), vec![(n / 10).to_string()]));
+    v.push(job(
+        "blocking",
+        format!("{} calls", n / 10),
+        vec![(n / 10).to_string()],
+    ));
     v
 }
 
@@ -163,7 +177,10 @@ fn gort_rt(contender: &str, workers: usize) -> io::Result<gort::Runtime> {
     } else {
         gort::DriverKind::Epoll
     };
-    gort::Runtime::builder().workers(workers).driver(kind).build()
+    gort::Runtime::builder()
+        .workers(workers)
+        .driver(kind)
+        .build()
 }
 
 fn tokio_rt(workers: usize) -> io::Result<tokio::runtime::Runtime> {
@@ -215,7 +232,10 @@ pub fn child(args: &[String]) -> io::Result<Metrics> {
             let (n, cap): (usize, usize) = (arg(rest, 0)?, arg(rest, 1)?);
             let t = ping_pong(contender, n, cap)?;
             let units = ping_pong_units(contender, n);
-            Ok(m(&[("ns_per_round_trip", t.as_nanos() as f64 / units as f64)]))
+            Ok(m(&[(
+                "ns_per_round_trip",
+                t.as_nanos() as f64 / units as f64,
+            )]))
         }
         "mpmc" => {
             let n: usize = arg(rest, 0)?;
@@ -452,7 +472,9 @@ fn mpmc(contender: &str, n: usize) -> io::Result<Duration> {
         if sum == want {
             Ok(())
         } else {
-            Err(io::Error::other(format!("sum {sum} != {want}: lost or duplicated")))
+            Err(io::Error::other(format!(
+                "sum {sum} != {want}: lost or duplicated"
+            )))
         }
     };
     match contender {

@@ -12,9 +12,19 @@ fn every_workload_runs_for_every_contender() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     for w in [
-        "spawn", "parked", "ping_pong", "mpmc", "echo", "churn", "timers", "blocking",
+        "spawn",
+        "parked",
+        "ping_pong",
+        "mpmc",
+        "echo",
+        "churn",
+        "timers",
+        "blocking",
     ] {
-        assert!(stdout.contains(&format!("### {w}:")), "no {w} table:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("### {w}:")),
+            "no {w} table:\n{stdout}"
+        );
     }
     let uring_ok = gort::Runtime::builder()
         .workers(1)

@@ -370,4 +370,3 @@ fn mio_floor(listener: std::net::TcpListener) -> io::Result<()> {
         }
     }
 }
-
