@@ -357,6 +357,58 @@ async fn net_dropped_owned_reads_lose_no_bytes_and_leak_no_fds() {
     drop(s);
 }
 
+/// A readiness event owed to a thread that computes: the reader's wait was armed by the
+/// only worker, which then spins for a second without a system call. The monitor hands
+/// its queue to a fresh thread (a second task waits behind the spinner), which must run
+/// the reader well before the spin ends. On io_uring the poll's completion is task
+/// work of the spinning thread (`COOP_TASKRUN`: no interrupt for it); the timer tick's
+/// return to user mode runs it.
+#[test]
+fn net_read_completes_while_the_thread_that_armed_it_computes() {
+    let _w = watchdog(
+        "net_read_completes_while_the_thread_that_armed_it_computes",
+        30,
+    );
+    let rt = gort::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let reader = gort::spawn(async move {
+            let mut buf = [0u8; 4];
+            let n = server.read(&mut buf).await.unwrap();
+            (n, Instant::now())
+        });
+        // The worker runs the reader up to its wait, then parks (submitting the wait).
+        gort::time::sleep(Duration::from_millis(50)).await;
+        let spin = Duration::from_secs(1);
+        let spinner = gort::spawn(async move {
+            let end = Instant::now() + spin;
+            while Instant::now() < end {
+                std::hint::spin_loop();
+            }
+        });
+        let queued = gort::spawn(async {});
+        std::thread::sleep(Duration::from_millis(100));
+        use std::io::Write;
+        let sent = Instant::now();
+        client.write_all(b"ping").unwrap();
+        let (n, read_at) = reader.await.unwrap();
+        assert_eq!(n, 4);
+        if std::env::var_os("GORT_TEST_VERBOSE").is_some() {
+            eprintln!("read {:?} after the write", read_at.duration_since(sent));
+        }
+        assert!(
+            read_at.duration_since(sent) < Duration::from_millis(400),
+            "the read waited {:?} for the spinning thread",
+            read_at.duration_since(sent)
+        );
+        queued.await.unwrap();
+        spinner.await.unwrap();
+    });
+}
+
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn net_every_test_again_on_io_uring() {

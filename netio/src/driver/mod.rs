@@ -339,7 +339,7 @@ impl Driver {
                 self.dispatch_epoll(events);
             }
             (PollState::Uring { cqes }, Backend::Uring(u)) => {
-                if timeout == Some(Duration::ZERO) && !u.has_unsubmitted() {
+                if timeout == Some(Duration::ZERO) && !u.has_unsubmitted() && !u.taskrun_pending() {
                     // Nothing to submit: reading the completion queue needs no syscall.
                 } else {
                     u.enter(timeout);
