@@ -315,7 +315,10 @@ fn mio_floor(listener: std::net::TcpListener) -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; BUF];
     loop {
-        poll.poll(&mut events, None)?;
+        match poll.poll(&mut events, None) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            res => res?,
+        }
         for ev in events.iter() {
             if ev.token() == LISTENER {
                 while let Ok((mut s, _)) = listener.accept() {
