@@ -113,7 +113,45 @@ where
         if let Some(n) = self.io.take_stash(buf) {
             return Poll::Ready(Ok(n));
         }
-        self.poll_io(Direction::Read, cx, |mut s| io::Read::read(&mut s, buf))
+        let restore = ready!(gort_executor::coop::poll_proceed(cx));
+        loop {
+            let Poll::Ready(event) = self.io.poll_ready(Direction::Read, cx) else {
+                self.driver.arm(self.key, Direction::Read);
+                gort_executor::task::set_wait_reason(gort_executor::task::WaitReason::Io);
+                return Poll::Pending;
+            };
+            match io::Read::read(&mut &self.source, buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
+                res => {
+                    // A read that did not fill `buf` emptied the socket: forget the
+                    // readiness now instead of learning it from one more `recvfrom`
+                    // (a new arrival brings a new event; one that came meanwhile
+                    // bumped the tick, and then the clear does nothing).
+                    if matches!(res, Ok(n) if n > 0 && n < buf.len()) {
+                        self.io.clear(event);
+                    }
+                    restore.made_progress();
+                    return Poll::Ready(res);
+                }
+            }
+        }
+    }
+
+    /// `try_read` with the same short-read rule as [`poll_read`](Self::poll_read).
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(n) = self.io.take_stash(buf) {
+            return Ok(n);
+        }
+        let Some(event) = self.io.ready_now(Direction::Read) else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let res = io::Read::read(&mut &self.source, buf);
+        match &res {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
+            Ok(n) if *n > 0 && *n < buf.len() => self.io.clear(event),
+            _ => {}
+        }
+        res
     }
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {

@@ -291,8 +291,7 @@ impl TcpStream {
     /// # Errors
     /// `WouldBlock`, or as [`read`](Self::read).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io
-            .try_io(Direction::Read, |mut s| io::Read::read(&mut s, buf))
+        self.io.try_read(buf)
     }
 
     /// Writes without waiting; `WouldBlock` when the socket buffer is full.
