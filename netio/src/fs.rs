@@ -9,6 +9,8 @@
 //! the background (its error, if any, comes back from the next operation or `flush`);
 //! a read fills an internal buffer from which the caller is served.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -17,12 +19,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use std::os::fd::AsRawFd;
-
 use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
-use io_uring::{opcode, types};
 
-use crate::driver::uring::{self, Op as UringOp};
+use crate::driver::uring;
 use crate::Driver;
 use gort_executor::task::JoinHandle;
 
@@ -169,22 +168,7 @@ impl File {
     /// Cancel safe: it does not move the cursor.
     pub async fn read_at(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
         if let Some(driver) = uring_driver() {
-            let mut buf = Vec::with_capacity(len);
-            let entry = opcode::Read::new(
-                types::Fd(self.std.as_raw_fd()),
-                buf.as_mut_ptr(),
-                len.min(u32::MAX as usize) as u32,
-            )
-            .offset(offset)
-            .build();
-            // SAFETY: the buffer and the file (its fd) are kept by the op until the
-            // kernel is done with them.
-            let op = unsafe { UringOp::new(driver, entry, (buf, self.std.clone()), |_, _| {}) };
-            let (res, (mut buf, _)) = op.await;
-            let n = uring::result(res)?;
-            // SAFETY: the kernel wrote `n` bytes.
-            unsafe { buf.set_len(n) };
-            return Ok(buf);
+            return uring::read_at(&driver, &self.std, len, offset).await;
         }
         let f = self.std.clone();
         blocking(move || {
@@ -206,30 +190,7 @@ impl File {
     /// completes in the background; on io_uring the remaining writes are cancelled).
     pub async fn write_at(&self, data: Vec<u8>, offset: u64) -> io::Result<()> {
         if let Some(driver) = uring_driver() {
-            let mut keep = (data, self.std.clone());
-            let mut done = 0;
-            while done < keep.0.len() {
-                let len = (keep.0.len() - done).min(u32::MAX as usize) as u32;
-                // SAFETY: as in `read_at`.
-                let entry = opcode::Write::new(
-                    types::Fd(self.std.as_raw_fd()),
-                    unsafe { keep.0.as_ptr().add(done) },
-                    len,
-                )
-                .offset(offset + done as u64)
-                .build();
-                // SAFETY: as in `read_at`.
-                let op = unsafe { UringOp::new(driver.clone(), entry, keep, |_, _| {}) };
-                let (res, k) = op.await;
-                keep = k;
-                match uring::result(res) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => done += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            return Ok(());
+            return uring::write_all_at(&driver, &self.std, data, offset).await;
         }
         let f = self.std.clone();
         blocking(move || f.write_all_at(&data, offset)).await
@@ -242,10 +203,7 @@ impl File {
     pub async fn sync_all(&mut self) -> io::Result<()> {
         std::future::poll_fn(|cx| self.poll_idle(cx)).await?;
         if let Some(driver) = uring_driver() {
-            let entry = opcode::Fsync::new(types::Fd(self.std.as_raw_fd())).build();
-            // SAFETY: the op keeps the file open until the kernel is done with it.
-            let op = unsafe { UringOp::new(driver, entry, self.std.clone(), |_, _| {}) };
-            return uring::result(op.await.0).map(drop);
+            return uring::fsync(&driver, &self.std).await;
         }
         let f = self.std.clone();
         blocking(move || f.sync_all()).await

@@ -7,6 +7,8 @@
 //! every event, so an event that arrives between the failed read and the clear is
 //! never lost.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};

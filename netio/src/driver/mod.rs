@@ -1,5 +1,5 @@
-//! The reactor: one epoll instance (through mio) shared by every worker, as Go's
-//! netpoller is, plus the runtime's timers.
+//! The reactor: one epoll instance (through mio) or one io_uring ring (`uring/`)
+//! shared by every worker, as Go's netpoller is, plus the runtime's timers.
 //!
 //! # Why one shared driver (the choice DESIGN.md asks for)
 //!
@@ -11,7 +11,21 @@
 //! whenever some worker sleeps, one of them is watching the sockets and timers — also
 //! while another worker runs a CPU-heavy task (`net_readiness_noticed_while_other_worker_busy`).
 //! Busy workers also poll it without blocking every 61 scheduler ticks. This is tokio's
-//! arrangement too. The io_uring backend (`uring.rs`) shares one ring the same way.
+//! arrangement too. The io_uring backend shares one ring the same way: per-worker rings
+//! with `SINGLE_ISSUER | DEFER_TASKRUN` (the fastest flags for a single-threaded loop)
+//! would tie every completion to one thread, which breaks when the monitor hands a
+//! stuck worker's P to another thread and when a stolen task's I/O completes on a
+//! busy worker's ring; `uring/mod.rs` says what the shared ring does instead.
+//!
+//! # Which backend (measured; `cargo bench --bench echo`, README)
+//!
+//! epoll unless `GORT_DRIVER=uring` or `Builder::driver` asks for io_uring, which is
+//! then probed (features and opcodes) and refused clearly when missing. Echo on one
+//! worker, messages per server-CPU-second ÷ tokio at 100 / 1000 connections: epoll
+//! 1.07 / 0.94, io_uring with the readiness API 1.02 / 0.92, io_uring with the
+//! owned-buffer API 1.11 / 1.01 (0.05 system calls per message). With the API most
+//! code uses, io_uring gains nothing and can delay a completion owed to a computing
+//! thread by a timer tick, so it is opt-in.
 //!
 //! # Timers
 //!

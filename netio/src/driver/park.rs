@@ -5,6 +5,8 @@
 //! write the driver's eventfd or signal the condition variable, and a wake-up that
 //! arrives before the sleep is remembered (`NOTIFIED`).
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;

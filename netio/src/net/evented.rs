@@ -2,15 +2,15 @@
 //! socket operation uses: wait for readiness, try, and on `WouldBlock` clear the
 //! readiness that was seen and wait again.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use mio::Interest;
 
-use io_uring::{opcode, types};
-
-use crate::driver::uring::{self, Op};
+use crate::driver::uring;
 use crate::driver::{Direction, Driver, ScheduledIo};
 
 pub(crate) struct Evented<S: mio::event::Source> {
@@ -100,7 +100,7 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
 }
 
 /// Byte-stream operations shared by TCP and Unix streams.
-impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S>
+impl<S: mio::event::Source + std::os::fd::AsRawFd + std::os::fd::AsFd> Evented<S>
 where
     for<'a> &'a S: io::Read + io::Write,
 {
@@ -180,7 +180,7 @@ where
 
 /// Owned-buffer operations: native `RECV`/`SEND` on io_uring, the readiness loop on
 /// epoll.
-impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S>
+impl<S: mio::event::Source + std::os::fd::AsRawFd + std::os::fd::AsFd> Evented<S>
 where
     for<'a> &'a S: io::Read + io::Write,
 {
@@ -194,30 +194,8 @@ where
             buf.truncate(start + *res.as_ref().unwrap_or(&0));
             return (res, buf);
         }
-        let spare = buf.capacity() - start;
-        // SAFETY: the pointer is into `buf`'s heap allocation, which `Op` keeps until
-        // the completion; the fd belongs to `self`, which outlives the borrow of this
-        // future (and a dropped `Op` submits its cancel before returning).
-        let entry = opcode::Recv::new(
-            types::Fd(self.source.as_raw_fd()),
-            unsafe { buf.as_mut_ptr().add(start) },
-            spare.min(u32::MAX as usize) as u32,
-        )
-        .build();
-        let keep = (buf, self.io.clone(), start);
-        // SAFETY: `keep` owns the buffer `entry` points into (see above).
-        let op = unsafe { Op::new(self.driver.clone(), entry, keep, stash_late_read) };
-        // Declared after `op`, so dropped before it: counts the orphan before `op`'s
-        // drop may resolve it.
-        let mut orphan = OrphanGuard(&self.io, true);
-        let (res, (mut buf, _, _)) = op.await;
-        orphan.1 = false;
-        let res = uring::result(res);
-        if let Ok(n) = res {
-            // SAFETY: the kernel wrote `n` bytes after `start`.
-            unsafe { buf.set_len(start + n) };
-        }
-        (res, buf)
+        let fd = std::os::fd::AsFd::as_fd(&self.source);
+        uring::recv(&self.driver, fd, &self.io, buf).await
     }
 
     /// Writes all of `buf`.
@@ -226,50 +204,8 @@ where
             let res = self.write_all(&buf).await;
             return (res, buf);
         }
-        let mut buf = buf;
-        let mut off = 0;
-        while off < buf.len() {
-            let len = (buf.len() - off).min(u32::MAX as usize) as u32;
-            // SAFETY: as in `read_owned`.
-            let entry = opcode::Send::new(
-                types::Fd(self.source.as_raw_fd()),
-                unsafe { buf.as_ptr().add(off) },
-                len,
-            )
-            .flags(libc::MSG_NOSIGNAL)
-            .build();
-            // SAFETY: `buf`, which `entry` points into, goes with the op.
-            let op = unsafe { Op::new(self.driver.clone(), entry, buf, |_, _| {}) };
-            let (res, b) = op.await;
-            buf = b;
-            match uring::result(res) {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => off += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
-    }
-}
-
-/// A `RECV` completed after its future was dropped: keep the bytes for the next read.
-fn stash_late_read((mut buf, io, start): (Vec<u8>, Arc<ScheduledIo>, usize), res: i32) {
-    if res > 0 {
-        // SAFETY: the kernel wrote `res` bytes after `start`, within the capacity.
-        unsafe { buf.set_len(start + res as usize) };
-    }
-    io.orphan_read_done(&buf[start..]);
-}
-
-/// Marks a read as orphaned when the future holding it is dropped mid-flight.
-struct OrphanGuard<'a>(&'a ScheduledIo, bool);
-
-impl Drop for OrphanGuard<'_> {
-    fn drop(&mut self) {
-        if self.1 {
-            self.0.orphan_read();
-        }
+        let fd = std::os::fd::AsFd::as_fd(&self.source);
+        uring::send_all(&self.driver, fd, buf).await
     }
 }
 

@@ -1,5 +1,7 @@
 //! Networking on the shared reactor: TCP, UDP and Unix stream sockets.
 
+#![forbid(unsafe_code)]
+
 mod evented;
 mod tcp;
 mod udp;

@@ -1,5 +1,7 @@
 //! TCP: `TcpListener` and `TcpStream` on the reactor.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::future::poll_fn;
 use std::io;

@@ -1,5 +1,7 @@
 //! Unix domain stream sockets on the reactor.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::future::poll_fn;
 use std::io;

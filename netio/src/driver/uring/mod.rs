@@ -2,13 +2,14 @@
 //!
 //! # What goes through the ring
 //!
-//! - Readiness. Each registered socket has one *multishot* `POLL_ADD`: the kernel posts
-//!   a completion whenever the socket becomes ready, and the driver ORs it into the
-//!   socket's readiness word exactly as it does with epoll events. So every
-//!   borrowed-buffer operation (`read(&mut buf)`, `AsyncRead`, accept, connect, UDP)
-//!   works the same on both backends, and registering costs one queued entry instead
-//!   of an `epoll_ctl` call.
-//! - Native operations ([`Op`]): `RECV`/`SEND` for the owned-buffer API
+//! - Readiness (`poll.rs`). A socket gets a *multishot* `POLL_ADD` for `POLLIN` the
+//!   first time a task must wait to read it, and a one-shot `POLLOUT` each time a
+//!   write found it full; the driver ORs each completion into the socket's readiness
+//!   word exactly as it does with epoll events. So every borrowed-buffer operation
+//!   (`read(&mut buf)`, `AsyncRead`, accept, connect, UDP) works the same on both
+//!   backends, and registering costs nothing until a task waits.
+//! - Native operations ([`Op`], one file each: `recv.rs`, `send.rs`, `read.rs`,
+//!   `write.rs`, `fsync.rs`): `RECV`/`SEND` for the owned-buffer API
 //!   (`read_owned`, `write_all_owned`) and `READ`/`WRITE`/`FSYNC` for files. They are
 //!   queued, not submitted: the worker submits everything it queued in one
 //!   `io_uring_enter` when it next parks (at the latest every 61 scheduler ticks, when
@@ -53,17 +54,31 @@
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use io_uring::{opcode, squeue, types, IoUring, Probe};
 use slab::Slab;
 
-use super::{io as rd, lock, Driver};
+use super::{lock, Driver};
+
+mod fsync;
+mod poll;
+mod read;
+mod recv;
+mod send;
+mod write;
+
+pub(crate) use fsync::fsync;
+pub(crate) use poll::{is_last, poll_entry, poll_remove_entry, ready_bits, POLL_WRITE};
+pub(crate) use read::read_at;
+pub(crate) use recv::recv;
+pub(crate) use send::send_all;
+pub(crate) use write::write_all_at;
 
 /// What a completion's `user_data` belongs to (low two bits; the key is above them).
 pub(crate) const TAG_WAKE: u64 = 0;
@@ -341,64 +356,6 @@ pub(crate) fn result(res: i32) -> io::Result<usize> {
     } else {
         Ok(res as usize)
     }
-}
-
-/// Readiness bits of a poll completion's `revents`.
-pub(crate) fn ready_bits(revents: u32) -> usize {
-    let ev = revents as libc::c_short;
-    let mut bits = 0;
-    if ev & libc::POLLIN != 0 {
-        bits |= rd::READABLE;
-    }
-    if ev & libc::POLLOUT != 0 {
-        bits |= rd::WRITABLE;
-    }
-    if ev & libc::POLLRDHUP != 0 {
-        bits |= rd::READ_CLOSED;
-    }
-    if ev & libc::POLLHUP != 0 {
-        bits |= rd::READ_CLOSED | rd::WRITE_CLOSED;
-    }
-    if ev & libc::POLLERR != 0 {
-        bits |= rd::ERROR;
-    }
-    bits
-}
-
-/// Bit of a poll's `user_data` marking the one-shot write poll (clear: the multishot
-/// read poll).
-pub(crate) const POLL_WRITE: u64 = 1 << 2;
-
-fn poll_user_data(key: usize, write: bool) -> u64 {
-    ((key as u64) << 3) | if write { POLL_WRITE } else { 0 } | TAG_POLL
-}
-
-/// The poll entry for source `key`: multishot `POLLIN | POLLRDHUP` for reads (armed
-/// once, kept), one-shot `POLLOUT` for writes (armed when a write found the socket
-/// full: a multishot `POLLOUT` would post a completion for every ACK that frees
-/// send-buffer space, which epoll coalesces and io_uring does not).
-pub(crate) fn poll_entry(fd: RawFd, key: usize, write: bool) -> squeue::Entry {
-    let (mask, multi) = if write {
-        (libc::POLLOUT as u32, false)
-    } else {
-        ((libc::POLLIN | libc::POLLRDHUP) as u32, true)
-    };
-    opcode::PollAdd::new(types::Fd(fd), mask)
-        .multi(multi)
-        .build()
-        .user_data(poll_user_data(key, write))
-}
-
-/// The entry that removes source `key`'s read or write poll.
-pub(crate) fn poll_remove_entry(key: usize, write: bool) -> squeue::Entry {
-    opcode::PollRemove::new(poll_user_data(key, write))
-        .build()
-        .user_data(TAG_IGNORE)
-}
-
-/// Whether a poll completion is its request's last.
-pub(crate) fn is_last(flags: u32) -> bool {
-    !cqueue::more(flags)
 }
 
 /// One native operation: `entry` is submitted on first poll; the future resolves to the
