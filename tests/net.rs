@@ -409,6 +409,41 @@ fn net_read_completes_while_the_thread_that_armed_it_computes() {
     });
 }
 
+/// An io_uring request belongs to the thread that submitted it. Here a plain thread
+/// submits an owned read (it polls the future once inside `Handle::block_on`), hands
+/// the future to a runtime task and exits; the read must still complete with the
+/// bytes sent afterwards (not fail with `ECANCELED`, nor hang).
+#[test]
+fn net_owned_read_outlives_the_thread_that_submitted_it() {
+    let _w = watchdog("net_owned_read_outlives_the_thread_that_submitted_it", 30);
+    let rt = gort::Runtime::builder().workers(2).build().unwrap();
+    let (server, mut client) = rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (Arc::new(server), client)
+    });
+    let handle = rt.handle().clone();
+    // The thread returns the JoinHandle (awaited below), on purpose.
+    #[allow(clippy::async_yields_async)]
+    let task = std::thread::spawn(move || {
+        handle.block_on(async move {
+            let s = server.clone();
+            let mut read = Box::pin(async move { s.read_owned(Vec::with_capacity(64)).await });
+            assert!(futures::poll!(read.as_mut()).is_pending());
+            gort::spawn(read)
+        })
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    use std::io::Write;
+    client.write_all(b"after").unwrap();
+    let (res, buf) = rt.block_on(task).unwrap();
+    assert_eq!(res.unwrap(), 5);
+    assert_eq!(buf, b"after");
+}
+
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn net_every_test_again_on_io_uring() {

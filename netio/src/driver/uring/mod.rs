@@ -105,8 +105,9 @@ const OPCODES: [(u8, &str); 9] = [
 
 /// One operation's slot in the driver.
 enum OpState {
-    /// In flight; the waker of the task awaiting it.
-    Waiting(Option<Waker>),
+    /// In flight; the waker of the task awaiting it, and the entry (to submit again
+    /// if the kernel cancels it because the thread that submitted it exited).
+    Waiting(Option<Waker>, squeue::Entry),
     /// Completed with this result; its future has not looked yet.
     Done(i32),
     /// Its future was dropped: run this with the result, then free the slot.
@@ -315,8 +316,20 @@ impl Uring {
                 let Some(slot) = ops.get_mut(key) else {
                     return;
                 };
+                if result == -libc::ECANCELED {
+                    if let OpState::Waiting(_, entry) = slot {
+                        // Nobody cancelled it but the kernel: requests die with the
+                        // thread that submitted them (a retired hand-off thread, a
+                        // `block_on` thread). Nothing was transferred; submit again
+                        // (`net_owned_read_outlives_the_thread_that_submitted_it`).
+                        let entry = entry.clone();
+                        drop(ops);
+                        self.queue(&entry);
+                        return;
+                    }
+                }
                 match std::mem::replace(slot, OpState::Done(result)) {
-                    OpState::Waiting(w) => {
+                    OpState::Waiting(w, _) => {
                         drop(ops);
                         if let Some(w) = w {
                             w.wake();
@@ -399,9 +412,14 @@ impl<K: Send + Unpin + 'static> Future for Op<K> {
         let uring = this.driver.uring().expect("Op on an io_uring driver");
         gort_executor::task::set_wait_reason(gort_executor::task::WaitReason::Io);
         let Some(key) = this.key else {
-            let key = lock(&uring.ops).insert(OpState::Waiting(Some(cx.waker().clone())));
-            let entry = this.entry.take().expect("submitted once");
-            uring.queue(&entry.user_data(((key as u64) << 2) | TAG_OP));
+            let mut ops = lock(&uring.ops);
+            let slot = ops.vacant_entry();
+            let key = slot.key();
+            let entry = (this.entry.take().expect("submitted once"))
+                .user_data(((key as u64) << 2) | TAG_OP);
+            slot.insert(OpState::Waiting(Some(cx.waker().clone()), entry.clone()));
+            drop(ops);
+            uring.queue(&entry);
             this.key = Some(key);
             return Poll::Pending;
         };
@@ -413,7 +431,7 @@ impl<K: Send + Unpin + 'static> Future for Op<K> {
                 this.key = None;
                 Poll::Ready((res, this.keep.take().expect("completes once")))
             }
-            OpState::Waiting(w) => {
+            OpState::Waiting(w, _) => {
                 if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     *w = Some(cx.waker().clone());
                 }
@@ -441,7 +459,7 @@ impl<K: Send + Unpin + 'static> Drop for Op<K> {
                 drop(ops);
                 on_orphan(keep, res);
             }
-            OpState::Waiting(_) => {
+            OpState::Waiting(..) => {
                 ops[key] = OpState::Orphaned(Box::new(move |res| on_orphan(keep, res)));
                 drop(ops);
                 let cancel = opcode::AsyncCancel::new(((key as u64) << 2) | TAG_OP)
