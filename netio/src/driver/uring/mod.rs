@@ -240,12 +240,14 @@ impl Uring {
         let _ = self.ring.submit();
     }
 
-    /// Whether the kernel holds completions that only an `io_uring_enter` posts.
+    /// Whether the kernel holds completions that only an `io_uring_enter` posts:
+    /// task work (`TASKRUN_FLAG`) or completions that overflowed the queue (`NODROP`).
     pub(crate) fn taskrun_pending(&self) -> bool {
         // The view writes its tail back when dropped: hold the lock like a push.
         let _g = lock(&self.sq_lock);
         // SAFETY: `sq_lock` makes this the only live view of the submission queue.
-        unsafe { self.ring.submission_shared() }.taskrun()
+        let sq = unsafe { self.ring.submission_shared() };
+        sq.taskrun() || sq.cq_overflow()
     }
 
     /// Whether entries wait to be submitted.
