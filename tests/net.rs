@@ -9,48 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::watchdog;
+use common::{echo_server, pattern, watchdog};
 use futures::AsyncReadExt;
 use gort::net::{TcpListener, TcpStream};
-
-async fn echo_server() -> io::Result<std::net::SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    gort::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            gort::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if stream.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    Ok(addr)
-}
-
-/// Deterministic pseudo-random bytes.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 #[gort::test(workers = 2)]
 async fn net_echo_random_sizes_up_to_1mib_every_byte_checked() {
@@ -236,30 +197,6 @@ fn net_readiness_noticed_while_other_worker_busy() {
     });
 }
 
-#[test]
-fn net_dropped_accept_and_read_futures_leak_no_fds() {
-    let _w = watchdog("net_dropped_accept_and_read_futures_leak_no_fds", 60);
-    let rt = gort::Runtime::builder().workers(2).build().unwrap();
-    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
-    rt.block_on(async {
-        let addr = echo_server().await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        // Warm up lazily created threads and descriptors.
-        let _ = gort::time::timeout(Duration::from_millis(1), listener.accept()).await;
-        let before = fds();
-        for _ in 0..200 {
-            let _ = gort::time::timeout(Duration::from_micros(200), listener.accept()).await;
-            let s = TcpStream::connect(addr).await.unwrap();
-            let mut buf = [0u8; 8];
-            let _ = gort::time::timeout(Duration::from_micros(200), s.read(&mut buf)).await;
-            let _ = gort::time::timeout(Duration::from_micros(50), TcpStream::connect(addr)).await;
-        }
-        gort::time::sleep(Duration::from_millis(100)).await;
-        let after = fds();
-        assert!(after <= before + 2, "fds grew from {before} to {after}");
-    });
-}
-
 #[gort::test(workers = 2)]
 async fn net_owned_buffer_read_and_write() {
     let _w = watchdog("net_owned_buffer_read_and_write", 20);
@@ -297,64 +234,6 @@ async fn net_readable_then_try_read_and_try_write() {
     drop(client);
     server.readable().await.unwrap();
     assert_eq!(server.try_read(&mut buf).unwrap(), 0);
-}
-
-/// Dropping `read_owned` while its read is in flight loses no byte (io_uring keeps what
-/// a cancelled `RECV` received for the next read) and leaks no descriptor; nor does
-/// dropping connections with an owned read in flight.
-#[gort::test(workers = 2)]
-async fn net_dropped_owned_reads_lose_no_bytes_and_leak_no_fds() {
-    use std::io::Write;
-    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    const TOTAL: usize = 300_000;
-    let data = pattern(TOTAL, 7);
-    let sent = data.clone();
-    // Pauses make many reads wait long enough for their 50 us timeout to drop them.
-    let writer = std::thread::spawn(move || {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        for (i, chunk) in sent.chunks(997).enumerate() {
-            s.write_all(chunk).unwrap();
-            if i % 10 == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    });
-    let (s, _) = listener.accept().await.unwrap();
-    let mut got = Vec::with_capacity(TOTAL);
-    let mut dropped = 0;
-    while got.len() < TOTAL {
-        let buf = Vec::with_capacity(1500);
-        match gort::time::timeout(Duration::from_micros(50), s.read_owned(buf)).await {
-            Ok((Ok(0), _)) => break,
-            Ok((Ok(_), b)) => got.extend_from_slice(&b),
-            Ok((Err(e), _)) => panic!("read_owned: {e}"),
-            Err(_) => dropped += 1,
-        }
-    }
-    writer.join().unwrap();
-    assert_eq!(got.len(), TOTAL);
-    assert!(got == data, "bytes lost or reordered around dropped reads");
-    assert!(dropped > 10, "only {dropped} reads were dropped in flight");
-
-    let echo = echo_server().await.unwrap();
-    let warm = TcpStream::connect(echo).await.unwrap();
-    drop(warm);
-    gort::time::sleep(Duration::from_millis(20)).await;
-    let before = fds();
-    for _ in 0..200 {
-        let c = TcpStream::connect(echo).await.unwrap();
-        let r = gort::time::timeout(Duration::from_micros(100), c.read_owned(Vec::new())).await;
-        assert!(r.is_err(), "nothing was sent, the read must time out");
-        let (w, _) = c.write_all_owned(b"x".to_vec()).await;
-        w.unwrap();
-        drop(c);
-    }
-    gort::time::sleep(Duration::from_millis(100)).await;
-    let after = fds();
-    assert!(after <= before + 2, "fds grew from {before} to {after}");
-    drop(s);
 }
 
 /// A readiness event owed to a thread that computes: the reader's wait was armed by the

@@ -93,3 +93,45 @@ pub fn rerun_all_on_io_uring(this_test: &str) {
     );
     assert!(stdout.contains("test result: ok"), "{stdout}");
 }
+
+/// A gort echo server on a loopback port (64 KiB reads, `write_all` back).
+#[allow(dead_code)]
+pub async fn echo_server() -> std::io::Result<std::net::SocketAddr> {
+    let listener = gort::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    gort::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            gort::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Deterministic pseudo-random bytes.
+#[allow(dead_code)]
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

@@ -142,10 +142,13 @@ impl ScheduledIo {
 
     /// The operation got `WouldBlock`: clear what it saw, unless a newer event came.
     pub(crate) fn clear(&self, event: ReadyEvent) {
-        // Closed and error states are sticky: the next try reports them.
+        // Closed states are sticky: the next try reports them. An error is not: the
+        // try that saw it consumed the socket error (`SO_ERROR`), and a sticky bit
+        // would make every later wait return at once, spinning (a connected UDP
+        // socket after an ICMP error); a new error brings a new event.
         let clear = match event.direction {
-            Direction::Read => READABLE,
-            Direction::Write => WRITABLE,
+            Direction::Read => READABLE | ERROR,
+            Direction::Write => WRITABLE | ERROR,
         };
         let _ = self.readiness.compare_exchange(
             event.word,
@@ -164,11 +167,20 @@ impl ScheduledIo {
     /// waiting for it to resolve.
     pub(crate) fn orphan_read_done(&self, bytes: &[u8]) {
         if !bytes.is_empty() {
-            self.lock().stash.extend_from_slice(bytes);
+            let mut waiters = self.lock();
+            waiters.stash.extend_from_slice(bytes);
+            // Visible before the count drops: a reader that sees no orphan left must
+            // see the stash.
+            self.readiness.fetch_or(STASHED, Ordering::AcqRel);
         }
         self.orphan_reads.fetch_sub(1, Ordering::AcqRel);
         let stashed = if bytes.is_empty() { 0 } else { STASHED };
         self.set_ready(stashed | READABLE);
+    }
+
+    /// Whether an orphaned read is still in flight.
+    pub(crate) fn has_orphans(&self) -> bool {
+        self.orphan_reads.load(Ordering::Acquire) != 0
     }
 
     /// Ready once no orphaned read is in flight (their bytes must be read first).

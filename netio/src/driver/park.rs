@@ -69,18 +69,18 @@ impl Park for DriverPark {
                 // Notified between the two steps.
                 me.state.store(EMPTY, Ordering::SeqCst);
                 driver.turn(&mut poll, Some(Duration::ZERO));
-                return;
+            } else {
+                driver.turn(&mut poll, timeout);
+                me.state.store(EMPTY, Ordering::SeqCst);
             }
-            driver.turn(&mut poll, timeout);
-            me.state.store(EMPTY, Ordering::SeqCst);
             drop(poll);
-            if timeout != Some(Duration::ZERO) {
-                // We leave the driver to go and run tasks: hand it to a sleeper so
-                // sockets and timers stay watched.
-                let next = lock(&driver.sleepers).pop();
-                if let Some(next) = next {
-                    next.unpark();
-                }
+            // We leave the driver to go and run tasks: hand it to a sleeper so sockets
+            // and timers stay watched — also after a zero-timeout look, during which a
+            // worker may have found the driver taken and gone to sleep on its
+            // condition variable (the sleeper list is empty in the common case).
+            let next = lock(&driver.sleepers).pop();
+            if let Some(next) = next {
+                next.unpark();
             }
             return;
         }

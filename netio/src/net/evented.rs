@@ -18,6 +18,8 @@ pub(crate) struct Evented<S: mio::event::Source> {
     key: usize,
     io: Arc<ScheduledIo>,
     driver: Arc<Driver>,
+    /// A read shorter than its buffer proves the socket empty (TCP, see `poll_read`).
+    short_read_drains: bool,
 }
 
 impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
@@ -40,7 +42,16 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
             key,
             io,
             driver,
+            short_read_drains: false,
         })
+    }
+
+    /// Lets a short read clear readiness (TCP streams: a `recv` returns all that is
+    /// queued up to the buffer's size). Not for Unix streams, whose reads stop at a
+    /// message carrying file descriptors or credentials with more data queued.
+    pub(crate) fn short_reads_drain(mut self) -> Self {
+        self.short_read_drains = true;
+        self
     }
 
     pub(crate) fn get(&self) -> &S {
@@ -91,6 +102,10 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
 
     /// Waits until the source is ready in `direction` (without an operation).
     pub(crate) fn poll_ready(&self, direction: Direction, cx: &mut Context<'_>) -> Poll<()> {
+        if direction == Direction::Read {
+            // Bytes of an orphaned io_uring read come before anything readable now.
+            ready!(self.io.poll_orphans(cx));
+        }
         let res = self.io.poll_ready(direction, cx).map(drop);
         if res.is_pending() {
             self.driver.arm(self.key, direction);
@@ -127,7 +142,7 @@ where
                     // readiness now instead of learning it from one more `recvfrom`
                     // (a new arrival brings a new event; one that came meanwhile
                     // bumped the tick, and then the clear does nothing).
-                    if matches!(res, Ok(n) if n > 0 && n < buf.len()) {
+                    if self.short_read_drains && matches!(res, Ok(n) if n > 0 && n < buf.len()) {
                         self.io.clear(event);
                     }
                     restore.made_progress();
@@ -139,6 +154,10 @@ where
 
     /// `try_read` with the same short-read rule as [`poll_read`](Self::poll_read).
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.io.has_orphans() {
+            // An orphaned io_uring read may still bring earlier bytes.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         if let Some(n) = self.io.take_stash(buf) {
             return Ok(n);
         }
@@ -148,7 +167,7 @@ where
         let res = io::Read::read(&mut &self.source, buf);
         match &res {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
-            Ok(n) if *n > 0 && *n < buf.len() => self.io.clear(event),
+            Ok(n) if self.short_read_drains && *n > 0 && *n < buf.len() => self.io.clear(event),
             _ => {}
         }
         res

@@ -184,12 +184,16 @@ pub struct TcpStream {
 impl TcpStream {
     fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
         let io = Evented::new(stream, Interest::READABLE | Interest::WRITABLE)?;
-        Ok(TcpStream { io })
+        Ok(TcpStream {
+            io: io.short_reads_drain(),
+        })
     }
 
     fn connecting(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
         let io = Evented::new_connecting(stream, Interest::READABLE | Interest::WRITABLE)?;
-        Ok(TcpStream { io })
+        Ok(TcpStream {
+            io: io.short_reads_drain(),
+        })
     }
 
     /// Connects to `addr` (a name is resolved on the blocking pool; each address is

@@ -87,6 +87,9 @@ pub(crate) const TAG_OP: u64 = 2;
 /// Completions nobody waits for (cancellations, poll removals).
 pub(crate) const TAG_IGNORE: u64 = 3;
 
+/// Attempts of a submission that must happen now before giving up (EINTR/EAGAIN).
+const SUBMIT_RETRIES: usize = 100;
+
 /// Submission queue size; the completion queue is twice that.
 const SQ_ENTRIES: u32 = 4096;
 
@@ -174,8 +177,11 @@ impl Uring {
                 return Err(unsupported(format!("io_uring lacks the {name} operation")));
             }
         }
+        // Blocking, so the ring's READ waits for a write (a non-blocking eventfd could
+        // complete the READ with EAGAIN at once). A writer never blocks: the counter
+        // would have to reach 2^64 - 2.
         // SAFETY: plain syscall; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -217,6 +223,13 @@ impl Uring {
         self.unsubmitted.store(true, Ordering::Release);
     }
 
+    /// Submits at once when the caller is not a worker (see [`queue`](Self::queue)).
+    pub(crate) fn kick_if_not_worker(&self) {
+        if !gort_executor::runtime::is_worker_thread() {
+            self.submit_now();
+        }
+    }
+
     /// Queues `entry`; submits at once when the caller is not a worker (a worker
     /// submits when it parks; `block_on` or a plain thread would not).
     pub(crate) fn queue(&self, entry: &squeue::Entry) {
@@ -236,8 +249,17 @@ impl Uring {
     /// Submits now, whoever else may be about to: when the caller must know the kernel
     /// has taken what was queued.
     pub(crate) fn submit_now(&self) {
-        self.unsubmitted.store(false, Ordering::Release);
-        let _ = self.ring.submit();
+        self.unsubmitted.swap(false, Ordering::SeqCst);
+        // Callers rely on the kernel having taken the entries (a cancel before the fd
+        // is closed): retry what is transient.
+        for _ in 0..SUBMIT_RETRIES {
+            match self.ring.submit() {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) => {
+                    std::thread::yield_now();
+                }
+                _ => return,
+            }
+        }
     }
 
     /// Whether the kernel holds completions that only an `io_uring_enter` posts:
@@ -284,7 +306,10 @@ impl Uring {
     /// (`None`: no limit; `Some(0)`: don't wait). Completions already waiting end it
     /// at once.
     pub(crate) fn enter(&self, timeout: Option<Duration>) {
-        self.unsubmitted.store(false, Ordering::Release);
+        // A swap, not a store: it orders the tail read below after it, so an entry a
+        // worker pushed before setting the flag is either in this submission or its
+        // flag survives for the worker's own flush.
+        self.unsubmitted.swap(false, Ordering::SeqCst);
         // SAFETY: only the driver's holder touches the completion queue.
         let ready = !unsafe { self.ring.completion_shared() }.is_empty();
         let submitter = self.ring.submitter();
@@ -324,9 +349,11 @@ impl Uring {
                         // thread that submitted them (a retired hand-off thread, a
                         // `block_on` thread). Nothing was transferred; submit again
                         // (`net_owned_read_outlives_the_thread_that_submitted_it`).
-                        let entry = entry.clone();
+                        // Pushed under the `ops` lock, so a cancel from the op's drop
+                        // (also pushed under it) can only come after it in the queue.
+                        self.push(entry);
                         drop(ops);
-                        self.queue(&entry);
+                        self.kick_if_not_worker();
                         return;
                     }
                 }
@@ -463,11 +490,14 @@ impl<K: Send + Unpin + 'static> Drop for Op<K> {
             }
             OpState::Waiting(..) => {
                 ops[key] = OpState::Orphaned(Box::new(move |res| on_orphan(keep, res)));
-                drop(ops);
+                // Pushed under the `ops` lock: the slot cannot complete and be reused
+                // by a new op before this cancel is queued (it would cancel that one),
+                // and it follows any resubmission of this op.
                 let cancel = opcode::AsyncCancel::new(((key as u64) << 2) | TAG_OP)
                     .build()
                     .user_data(TAG_IGNORE);
                 uring.push(&cancel);
+                drop(ops);
                 // Submit now, so the kernel has taken its reference to the file before
                 // the caller may close the descriptor.
                 uring.submit_now();

@@ -35,11 +35,11 @@ pub(crate) async fn recv(
     // SAFETY: the entry points into `keep.0`'s heap allocation, which the op keeps
     // until the completion; `fd` is borrowed for this future's life, and a dropped op
     // submits its cancellation before returning, so the kernel holds the file first.
-    let op = unsafe { Op::new(driver.clone(), entry, keep, stash_late_read) };
-    // Declared after `op`, so dropped before it: counts the orphan before `op`'s drop
-    // may resolve it.
+    let mut op = std::pin::pin!(unsafe { Op::new(driver.clone(), entry, keep, stash_late_read) });
+    // Declared after `op` (a local, not an await temporary), so dropped before it:
+    // counts the orphan before `op`'s drop may resolve it.
     let mut orphan = OrphanGuard(io, true);
-    let (res, (mut buf, _, _)) = op.await;
+    let (res, (mut buf, _, _)) = op.as_mut().await;
     orphan.1 = false;
     let res = result(res);
     if let Ok(n) = res {
