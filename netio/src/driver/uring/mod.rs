@@ -43,6 +43,12 @@
 //! completion arrives. Ops orphaned when the driver itself is dropped are leaked, not
 //! freed: the kernel may still write into them while the ring shuts down.
 //!
+//! Requests also die with the thread that submitted them (`ECANCELED` when a retired
+//! hand-off thread or a `block_on` thread exits). The driver keeps each op's entry and
+//! submits it again then; the entry and an op's own cancel are both queued under the
+//! ops lock, so a cancel always follows the resubmission. Polls end the same way and
+//! are re-armed by the next task that waits.
+//!
 //! # Why not per-worker rings with `SINGLE_ISSUER`/`DEFER_TASKRUN`
 //!
 //! Work stealing moves a task, and with it its socket, to whichever worker is free;
