@@ -64,7 +64,22 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
         &self,
         direction: Direction,
         cx: &mut Context<'_>,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_io_drains(direction, cx, op, |_| false)
+    }
+
+    /// [`poll_io`](Self::poll_io), also clearing the readiness it saw when
+    /// `drained(&result)` says the operation emptied the socket (a short read), which
+    /// saves the `WouldBlock` call that would otherwise find it out. A new arrival
+    /// brings a new event; one that came meanwhile bumped the tick, and then the clear
+    /// does nothing.
+    pub(crate) fn poll_io_drains<R>(
+        &self,
+        direction: Direction,
+        cx: &mut Context<'_>,
         mut op: impl FnMut(&S) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
     ) -> Poll<io::Result<R>> {
         let restore = ready!(gort_executor::coop::poll_proceed(cx));
         loop {
@@ -76,6 +91,9 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
             match op(&self.source) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
                 res => {
+                    if matches!(&res, Ok(r) if drained(r)) {
+                        self.io.clear(event);
+                    }
                     restore.made_progress();
                     return Poll::Ready(res);
                 }
@@ -90,12 +108,24 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
         direction: Direction,
         op: impl FnOnce(&S) -> io::Result<R>,
     ) -> io::Result<R> {
+        self.try_io_drains(direction, op, |_| false)
+    }
+
+    /// [`try_io`](Self::try_io) with [`poll_io_drains`](Self::poll_io_drains)'s rule.
+    pub(crate) fn try_io_drains<R>(
+        &self,
+        direction: Direction,
+        op: impl FnOnce(&S) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
         let Some(event) = self.io.ready_now(direction) else {
             return Err(io::ErrorKind::WouldBlock.into());
         };
         let res = op(&self.source);
-        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            self.io.clear(event);
+        match &res {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
+            Ok(r) if drained(r) => self.io.clear(event),
+            _ => {}
         }
         res
     }
@@ -128,28 +158,18 @@ where
         if let Some(n) = self.io.take_stash(buf) {
             return Poll::Ready(Ok(n));
         }
-        let restore = ready!(gort_executor::coop::poll_proceed(cx));
-        loop {
-            let Poll::Ready(event) = self.io.poll_ready(Direction::Read, cx) else {
-                self.driver.arm(self.key, Direction::Read);
-                gort_executor::task::set_wait_reason(gort_executor::task::WaitReason::Io);
-                return Poll::Pending;
-            };
-            match io::Read::read(&mut &self.source, buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
-                res => {
-                    // A read that did not fill `buf` emptied the socket: forget the
-                    // readiness now instead of learning it from one more `recvfrom`
-                    // (a new arrival brings a new event; one that came meanwhile
-                    // bumped the tick, and then the clear does nothing).
-                    if self.short_read_drains && matches!(res, Ok(n) if n > 0 && n < buf.len()) {
-                        self.io.clear(event);
-                    }
-                    restore.made_progress();
-                    return Poll::Ready(res);
-                }
-            }
-        }
+        let len = buf.len();
+        self.poll_io_drains(
+            Direction::Read,
+            cx,
+            |mut s| io::Read::read(&mut s, buf),
+            |&n| self.drained_by(n, len),
+        )
+    }
+
+    /// A read of `n` bytes into a `len`-byte buffer emptied the socket.
+    fn drained_by(&self, n: usize, len: usize) -> bool {
+        self.short_read_drains && n > 0 && n < len
     }
 
     /// `try_read` with the same short-read rule as [`poll_read`](Self::poll_read).
@@ -161,16 +181,12 @@ where
         if let Some(n) = self.io.take_stash(buf) {
             return Ok(n);
         }
-        let Some(event) = self.io.ready_now(Direction::Read) else {
-            return Err(io::ErrorKind::WouldBlock.into());
-        };
-        let res = io::Read::read(&mut &self.source, buf);
-        match &res {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
-            Ok(n) if self.short_read_drains && *n > 0 && *n < buf.len() => self.io.clear(event),
-            _ => {}
-        }
-        res
+        let len = buf.len();
+        self.try_io_drains(
+            Direction::Read,
+            |mut s| io::Read::read(&mut s, buf),
+            |&n| self.drained_by(n, len),
+        )
     }
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {

@@ -240,9 +240,7 @@ impl Uring {
     /// submits when it parks; `block_on` or a plain thread would not).
     pub(crate) fn queue(&self, entry: &squeue::Entry) {
         self.push(entry);
-        if !gort_executor::runtime::is_worker_thread() {
-            self.submit_now();
-        }
+        self.kick_if_not_worker();
     }
 
     /// Submits what was queued, without waiting.
