@@ -260,43 +260,126 @@ pub fn child(args: &[String]) -> io::Result<Metrics> {
     }
 }
 
-/// Spawns and joins `n` tasks (`n / 100` threads); returns the units and the time.
-fn spawn(contender: &str, n: usize) -> io::Result<(usize, Duration)> {
-    match contender {
-        "threads" => {
-            let n = (n / 100).max(1);
-            let t = Instant::now();
-            let hs: Vec<_> = (0..n).map(|_| std::thread::spawn(|| {})).collect();
-            for h in hs {
-                h.join().map_err(|_| io::Error::other("thread panicked"))?;
-            }
-            Ok((n, t.elapsed()))
+/// The async contenders, so that a workload whose code is the same on gort and tokio
+/// is written once. Channels differ and stay per runtime.
+enum Rt {
+    Gort(gort::Runtime),
+    Tokio(tokio::runtime::Runtime),
+}
+
+/// A spawned task of either runtime (no boxing: the spawn workload counts every
+/// allocation).
+enum Join<T> {
+    Gort(gort::task::JoinHandle<T>),
+    Tokio(tokio::task::JoinHandle<T>),
+}
+
+impl Rt {
+    /// `WORKERS` workers; gort on the contender's backend.
+    fn new(contender: &str) -> io::Result<Rt> {
+        Ok(if contender == "tokio" {
+            Rt::Tokio(tokio_rt(WORKERS)?)
+        } else {
+            Rt::Gort(gort_rt(contender, WORKERS)?)
+        })
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        match self {
+            Rt::Gort(rt) => rt.block_on(f),
+            Rt::Tokio(rt) => rt.block_on(f),
         }
-        "tokio" => {
-            let rt = tokio_rt(WORKERS)?;
-            let t = Instant::now();
-            rt.block_on(async {
-                let hs: Vec<_> = (0..n).map(|_| tokio::spawn(async {})).collect();
+    }
+
+    fn spawn<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Join<T> {
+        match self {
+            Rt::Gort(rt) => Join::Gort(rt.spawn(f)),
+            Rt::Tokio(rt) => Join::Tokio(rt.spawn(f)),
+        }
+    }
+
+    fn spawn_blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Join<T> {
+        match self {
+            Rt::Gort(rt) => Join::Gort(rt.spawn_blocking(f)),
+            Rt::Tokio(rt) => Join::Tokio(rt.spawn_blocking(f)),
+        }
+    }
+
+    /// Spawns `n` tasks running `f()` and awaits them all, holding each runtime's own
+    /// `JoinHandle`s (their `Vec` is part of the spawn workload's peak RSS, so no
+    /// wider `Join`).
+    fn spawn_and_join<F>(&self, n: usize, f: impl Fn() -> F) -> io::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        match self {
+            Rt::Gort(rt) => rt.block_on(async {
+                let hs: Vec<_> = (0..n).map(|_| gort::spawn(f())).collect();
+                for h in hs {
+                    h.await?;
+                }
+                Ok(())
+            }),
+            Rt::Tokio(rt) => rt.block_on(async {
+                let hs: Vec<_> = (0..n).map(|_| tokio::spawn(f())).collect();
                 for h in hs {
                     h.await.map_err(io::Error::other)?;
                 }
-                io::Result::Ok(())
-            })?;
-            Ok((n, t.elapsed()))
-        }
-        _ => {
-            let rt = gort_rt(contender, WORKERS)?;
-            let t = Instant::now();
-            rt.block_on(async {
-                let hs: Vec<_> = (0..n).map(|_| gort::spawn(async {})).collect();
-                for h in hs {
-                    h.await.map_err(io::Error::from)?;
-                }
-                io::Result::Ok(())
-            })?;
-            Ok((n, t.elapsed()))
+                Ok(())
+            }),
         }
     }
+
+    /// A task that sleeps `d` on this runtime's timers.
+    fn spawn_sleep(&self, d: Duration) -> Join<()> {
+        match self {
+            Rt::Gort(rt) => Join::Gort(rt.spawn(gort::time::sleep(d))),
+            Rt::Tokio(rt) => Join::Tokio(rt.spawn(tokio::time::sleep(d))),
+        }
+    }
+}
+
+impl<T> Join<T> {
+    async fn join(self) -> io::Result<T> {
+        match self {
+            Join::Gort(h) => h.await.map_err(io::Error::from),
+            Join::Tokio(h) => h.await.map_err(io::Error::other),
+        }
+    }
+}
+
+/// Awaits every task.
+async fn join_all<T>(tasks: Vec<Join<T>>) -> io::Result<Vec<T>> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.join().await?);
+    }
+    Ok(out)
+}
+
+/// Joins OS threads.
+fn join_threads<T>(threads: Vec<std::thread::JoinHandle<T>>) -> io::Result<Vec<T>> {
+    threads
+        .into_iter()
+        .map(|h| h.join().map_err(|_| io::Error::other("thread panicked")))
+        .collect()
+}
+
+/// Spawns and joins `n` tasks (`n / 100` threads); returns the units and the time.
+fn spawn(contender: &str, n: usize) -> io::Result<(usize, Duration)> {
+    if contender == "threads" {
+        let n = (n / 100).max(1);
+        let t = Instant::now();
+        join_threads((0..n).map(|_| std::thread::spawn(|| {})).collect())?;
+        return Ok((n, t.elapsed()));
+    }
+    let rt = Rt::new(contender)?;
+    let t = Instant::now();
+    rt.spawn_and_join(n, || async {})?;
+    Ok((n, t.elapsed()))
 }
 
 /// Resident bytes per unit parked on a channel receive.
@@ -307,74 +390,45 @@ fn parked(contender: &str, n: usize) -> io::Result<f64> {
             std::thread::sleep(Duration::from_millis(5));
         }
     };
-    match contender {
-        "threads" => {
-            let n = (n / 100).max(1);
-            let before = proc_kb("self", "VmRSS:");
-            let mut txs = Vec::with_capacity(n);
-            let mut hs = Vec::with_capacity(n);
-            for _ in 0..n {
-                let (tx, rx) = std::sync::mpsc::channel::<()>();
-                let r = ready.clone();
-                hs.push(std::thread::spawn(move || {
-                    r.fetch_add(1, Ordering::AcqRel);
-                    let _ = rx.recv();
-                }));
-                txs.push(tx);
-            }
-            wait_all(n);
-            let after = proc_kb("self", "VmRSS:");
-            drop(txs);
-            for h in hs {
-                let _ = h.join();
-            }
-            Ok((after - before) / n as f64)
+    if contender == "threads" {
+        let n = (n / 100).max(1);
+        let before = proc_kb("self", "VmRSS:");
+        let mut txs = Vec::with_capacity(n);
+        let mut hs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let r = ready.clone();
+            hs.push(std::thread::spawn(move || {
+                r.fetch_add(1, Ordering::AcqRel);
+                let _ = rx.recv();
+            }));
+            txs.push(tx);
         }
-        "tokio" => {
-            let rt = tokio_rt(WORKERS)?;
-            rt.block_on(async { tokio::spawn(async {}).await })
-                .map_err(io::Error::other)?;
-            let before = proc_kb("self", "VmRSS:");
-            let mut txs = Vec::with_capacity(n);
-            rt.block_on(async {
-                for _ in 0..n {
-                    let (tx, rx) = futures::channel::oneshot::channel::<()>();
-                    let r = ready.clone();
-                    tokio::spawn(async move {
-                        r.fetch_add(1, Ordering::AcqRel);
-                        let _ = rx.await;
-                    });
-                    txs.push(tx);
-                }
-            });
-            wait_all(n);
-            let after = proc_kb("self", "VmRSS:");
-            drop(txs);
-            Ok((after - before) / n as f64)
-        }
-        _ => {
-            let rt = gort_rt(contender, WORKERS)?;
-            rt.block_on(async { gort::spawn(async {}).await })
-                .map_err(io::Error::from)?;
-            let before = proc_kb("self", "VmRSS:");
-            let mut txs = Vec::with_capacity(n);
-            rt.block_on(async {
-                for _ in 0..n {
-                    let (tx, rx) = futures::channel::oneshot::channel::<()>();
-                    let r = ready.clone();
-                    gort::spawn(async move {
-                        r.fetch_add(1, Ordering::AcqRel);
-                        let _ = rx.await;
-                    });
-                    txs.push(tx);
-                }
-            });
-            wait_all(n);
-            let after = proc_kb("self", "VmRSS:");
-            drop(txs);
-            Ok((after - before) / n as f64)
-        }
+        wait_all(n);
+        let after = proc_kb("self", "VmRSS:");
+        drop(txs);
+        join_threads(hs)?;
+        return Ok((after - before) / n as f64);
     }
+    let rt = Rt::new(contender)?;
+    // Warm up the workers before the first reading.
+    rt.block_on(rt.spawn(async {}).join())?;
+    let before = proc_kb("self", "VmRSS:");
+    let mut txs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let r = ready.clone();
+        // Detached: the JoinHandle is dropped.
+        rt.spawn(async move {
+            r.fetch_add(1, Ordering::AcqRel);
+            let _ = rx.await;
+        });
+        txs.push(tx);
+    }
+    wait_all(n);
+    let after = proc_kb("self", "VmRSS:");
+    drop(txs);
+    Ok((after - before) / n as f64)
 }
 
 /// Round trips a contender makes of the `n` asked (threads: `n / 20`, at ~40 us each).
@@ -461,143 +515,132 @@ fn ping_pong(contender: &str, n: usize, cap: usize) -> io::Result<Duration> {
     }
 }
 
+/// A bounded MPMC channel of either runtime's world, for [`mpmc`].
+trait Mpmc {
+    type Tx: Clone + Send + 'static;
+    type Rx: Clone + Send + 'static;
+    fn bounded(cap: usize) -> (Self::Tx, Self::Rx);
+    fn send(tx: &Self::Tx, v: u64) -> impl std::future::Future<Output = ()> + Send;
+    fn recv(rx: &Self::Rx) -> impl std::future::Future<Output = Option<u64>> + Send;
+}
+
+/// gort's own channel.
+struct GortChan;
+
+impl Mpmc for GortChan {
+    type Tx = gort::chan::Sender<u64>;
+    type Rx = gort::chan::Receiver<u64>;
+    fn bounded(cap: usize) -> (Self::Tx, Self::Rx) {
+        gort::chan::bounded(cap)
+    }
+    async fn send(tx: &Self::Tx, v: u64) {
+        let _ = tx.send(v).await;
+    }
+    async fn recv(rx: &Self::Rx) -> Option<u64> {
+        rx.recv().await
+    }
+}
+
+/// tokio has no MPMC channel: async-channel, the usual choice beside it.
+struct AsyncChannel;
+
+impl Mpmc for AsyncChannel {
+    type Tx = async_channel::Sender<u64>;
+    type Rx = async_channel::Receiver<u64>;
+    fn bounded(cap: usize) -> (Self::Tx, Self::Rx) {
+        async_channel::bounded(cap)
+    }
+    async fn send(tx: &Self::Tx, v: u64) {
+        let _ = tx.send(v).await;
+    }
+    async fn recv(rx: &Self::Rx) -> Option<u64> {
+        rx.recv().await.ok()
+    }
+}
+
+/// Producers and consumers of the MPMC workload.
+const MPMC_SIDES: usize = 4;
+const MPMC_CAP: usize = 1024;
+
 fn mpmc(contender: &str, n: usize) -> io::Result<Duration> {
-    const P: usize = 4;
-    const CAP: usize = 1024;
-    let per = n / P;
-    let total = (per * P) as u64;
-    let check = |sum: u64| {
-        // Every value 0..per from each producer, exactly once.
-        let want = P as u64 * (per as u64 * (per as u64 - 1) / 2);
-        if sum == want {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!(
-                "sum {sum} != {want}: lost or duplicated"
-            )))
-        }
-    };
-    match contender {
+    let per = (n / MPMC_SIDES) as u64;
+    let (sum, elapsed) = match contender {
         "threads" => {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(CAP);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(MPMC_CAP);
             let rx = Arc::new(std::sync::Mutex::new(rx));
             let t = Instant::now();
-            let ps: Vec<_> = (0..P)
+            let ps: Vec<_> = (0..MPMC_SIDES)
                 .map(|_| {
                     let tx = tx.clone();
                     std::thread::spawn(move || {
-                        for i in 0..per as u64 {
+                        for i in 0..per {
                             let _ = tx.send(i);
                         }
                     })
                 })
                 .collect();
             drop(tx);
-            let cs: Vec<_> = (0..P)
+            let cs: Vec<_> = (0..MPMC_SIDES)
                 .map(|_| {
                     let rx = rx.clone();
                     std::thread::spawn(move || {
                         let mut sum = 0u64;
-                        loop {
-                            let v = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                            match v {
-                                Ok(v) => sum += v,
-                                Err(_) => return sum,
-                            }
+                        while let Ok(v) = rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                            sum += v;
                         }
+                        sum
                     })
                 })
                 .collect();
-            for p in ps {
-                let _ = p.join();
-            }
-            let sum: u64 = cs.into_iter().map(|c| c.join().unwrap_or(0)).sum();
-            let el = t.elapsed();
-            check(sum)?;
-            let _ = total;
-            Ok(el)
+            join_threads(ps)?;
+            let sum = join_threads(cs)?.into_iter().sum();
+            (sum, t.elapsed())
         }
-        "tokio" => {
-            let rt = tokio_rt(WORKERS)?;
-            rt.block_on(async {
-                let (tx, rx) = async_channel::bounded::<u64>(CAP);
-                let t = Instant::now();
-                let ps: Vec<_> = (0..P)
-                    .map(|_| {
-                        let tx = tx.clone();
-                        tokio::spawn(async move {
-                            for i in 0..per as u64 {
-                                let _ = tx.send(i).await;
-                            }
-                        })
-                    })
-                    .collect();
-                drop(tx);
-                let cs: Vec<_> = (0..P)
-                    .map(|_| {
-                        let rx = rx.clone();
-                        tokio::spawn(async move {
-                            let mut sum = 0u64;
-                            while let Ok(v) = rx.recv().await {
-                                sum += v;
-                            }
-                            sum
-                        })
-                    })
-                    .collect();
-                for p in ps {
-                    p.await.map_err(io::Error::other)?;
-                }
-                let mut sum = 0;
-                for c in cs {
-                    sum += c.await.map_err(io::Error::other)?;
-                }
-                let el = t.elapsed();
-                check(sum)?;
-                Ok(el)
-            })
-        }
-        _ => {
-            let rt = gort_rt(contender, WORKERS)?;
-            rt.block_on(async {
-                let (tx, rx) = gort::chan::bounded::<u64>(CAP);
-                let t = Instant::now();
-                let ps: Vec<_> = (0..P)
-                    .map(|_| {
-                        let tx = tx.clone();
-                        gort::spawn(async move {
-                            for i in 0..per as u64 {
-                                let _ = tx.send(i).await;
-                            }
-                        })
-                    })
-                    .collect();
-                drop(tx);
-                let cs: Vec<_> = (0..P)
-                    .map(|_| {
-                        let rx = rx.clone();
-                        gort::spawn(async move {
-                            let mut sum = 0u64;
-                            while let Some(v) = rx.recv().await {
-                                sum += v;
-                            }
-                            sum
-                        })
-                    })
-                    .collect();
-                for p in ps {
-                    p.await.map_err(io::Error::from)?;
-                }
-                let mut sum = 0;
-                for c in cs {
-                    sum += c.await.map_err(io::Error::from)?;
-                }
-                let el = t.elapsed();
-                check(sum)?;
-                Ok(el)
-            })
-        }
+        "tokio" => mpmc_async::<AsyncChannel>(&Rt::new(contender)?, per)?,
+        _ => mpmc_async::<GortChan>(&Rt::new(contender)?, per)?,
+    };
+    // Every value 0..per from each producer, exactly once.
+    let want = MPMC_SIDES as u64 * (per * (per - 1) / 2);
+    if sum != want {
+        return Err(io::Error::other(format!(
+            "sum {sum} != {want}: lost or duplicated"
+        )));
     }
+    Ok(elapsed)
+}
+
+/// The MPMC workload on an async runtime: the sum received and the time.
+fn mpmc_async<C: Mpmc>(rt: &Rt, per: u64) -> io::Result<(u64, Duration)> {
+    rt.block_on(async {
+        let (tx, rx) = C::bounded(MPMC_CAP);
+        let t = Instant::now();
+        let ps: Vec<_> = (0..MPMC_SIDES)
+            .map(|_| {
+                let tx = tx.clone();
+                rt.spawn(async move {
+                    for i in 0..per {
+                        C::send(&tx, i).await;
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let cs: Vec<_> = (0..MPMC_SIDES)
+            .map(|_| {
+                let rx = rx.clone();
+                rt.spawn(async move {
+                    let mut sum = 0u64;
+                    while let Some(v) = C::recv(&rx).await {
+                        sum += v;
+                    }
+                    sum
+                })
+            })
+            .collect();
+        join_all(ps).await?;
+        let sum = join_all(cs).await?.into_iter().sum();
+        Ok((sum, t.elapsed()))
+    })
 }
 
 /// The echo server process for a contender, pinned to core 0; its address.
@@ -760,42 +803,18 @@ fn deadlines(n: usize) -> impl Iterator<Item = Duration> {
 }
 
 fn timers(contender: &str, n: usize) -> io::Result<usize> {
-    match contender {
-        "threads" => {
-            let n = (n / 100).max(1);
-            let hs: Vec<_> = deadlines(n)
+    if contender == "threads" {
+        let n = (n / 100).max(1);
+        join_threads(
+            deadlines(n)
                 .map(|d| std::thread::spawn(move || std::thread::sleep(d)))
-                .collect();
-            for h in hs {
-                let _ = h.join();
-            }
-            Ok(n)
-        }
-        "tokio" => {
-            let rt = tokio_rt(WORKERS)?;
-            rt.block_on(async {
-                let hs: Vec<_> = deadlines(n)
-                    .map(|d| tokio::spawn(tokio::time::sleep(d)))
-                    .collect();
-                for h in hs {
-                    h.await.map_err(io::Error::other)?;
-                }
-                Ok(n)
-            })
-        }
-        _ => {
-            let rt = gort_rt(contender, WORKERS)?;
-            rt.block_on(async {
-                let hs: Vec<_> = deadlines(n)
-                    .map(|d| gort::spawn(gort::time::sleep(d)))
-                    .collect();
-                for h in hs {
-                    h.await.map_err(io::Error::from)?;
-                }
-                Ok(n)
-            })
-        }
+                .collect(),
+        )?;
+        return Ok(n);
     }
+    let rt = Rt::new(contender)?;
+    rt.block_on(async { join_all(deadlines(n).map(|d| rt.spawn_sleep(d)).collect()).await })?;
+    Ok(n)
 }
 
 /// The short blocking function: 20 us of sleep (a stand-in for a quick syscall).
@@ -804,43 +823,16 @@ fn short_blocking() {
 }
 
 fn blocking(contender: &str, n: usize) -> io::Result<(usize, Duration)> {
-    match contender {
-        "threads" => {
-            let n = (n / 10).max(1);
-            let t = Instant::now();
-            let hs: Vec<_> = (0..n).map(|_| std::thread::spawn(short_blocking)).collect();
-            for h in hs {
-                let _ = h.join();
-            }
-            Ok((n, t.elapsed()))
-        }
-        "tokio" => {
-            let rt = tokio_rt(WORKERS)?;
-            let t = Instant::now();
-            rt.block_on(async {
-                let hs: Vec<_> = (0..n)
-                    .map(|_| tokio::task::spawn_blocking(short_blocking))
-                    .collect();
-                for h in hs {
-                    h.await.map_err(io::Error::other)?;
-                }
-                io::Result::Ok(())
-            })?;
-            Ok((n, t.elapsed()))
-        }
-        _ => {
-            let rt = gort_rt(contender, WORKERS)?;
-            let t = Instant::now();
-            rt.block_on(async {
-                let hs: Vec<_> = (0..n)
-                    .map(|_| gort::spawn_blocking(short_blocking))
-                    .collect();
-                for h in hs {
-                    h.await.map_err(io::Error::from)?;
-                }
-                io::Result::Ok(())
-            })?;
-            Ok((n, t.elapsed()))
-        }
+    if contender == "threads" {
+        let n = (n / 10).max(1);
+        let t = Instant::now();
+        join_threads((0..n).map(|_| std::thread::spawn(short_blocking)).collect())?;
+        return Ok((n, t.elapsed()));
     }
+    let rt = Rt::new(contender)?;
+    let t = Instant::now();
+    rt.block_on(async {
+        join_all((0..n).map(|_| rt.spawn_blocking(short_blocking)).collect()).await
+    })?;
+    Ok((n, t.elapsed()))
 }
