@@ -16,11 +16,9 @@ mod echo_client;
 #[path = "support/echo_servers.rs"]
 mod echo_servers;
 
-use echo_servers::{pin_to, serve, BLOCK, BLOCK_MARK};
+use echo_servers::{cpu_secs, pin_to, serve, start_server, BLOCK, BLOCK_MARK};
 
-use std::io::{self, Read};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::io;
 use std::time::{Duration, Instant};
 
 const SERVERS: [&str; 7] = [
@@ -32,45 +30,11 @@ const SERVERS: [&str; 7] = [
     "mio-floor",
     "uring-floor",
 ];
-/// User + system CPU time of process `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> io::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stime: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Ok(utime + stime)
-}
-
-fn ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
-}
-
 struct Sample {
     msgs_per_s: f64,
     msgs_per_cpu_s: f64,
     p50_us: u32,
     p99_us: u32,
-}
-
-fn start_server(kind: &str) -> io::Result<(Child, SocketAddr)> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--server", kind])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    let mut out = child.stdout.take().expect("piped");
-    let mut byte = [0u8; 1];
-    while out.read(&mut byte)? == 1 && byte[0] != b'\n' {
-        line.push(byte[0] as char);
-    }
-    let addr = line
-        .trim()
-        .parse()
-        .map_err(|e| io::Error::other(format!("server said {line:?}: {e}")))?;
-    Ok((child, addr))
 }
 
 fn measure(
@@ -85,7 +49,7 @@ fn measure(
     let res = (|| {
         // Connect and warm up briefly, then measure a window of `secs`.
         let end = Instant::now() + Duration::from_millis(300) + Duration::from_secs(secs);
-        let before = cpu_ticks(child.id())?;
+        let before = cpu_secs(child.id())?;
         let start = Instant::now();
         let mut lat: Vec<u32> = rt.block_on(async {
             // Seeds stay below the blocking mark.
@@ -104,7 +68,7 @@ fn measure(
             io::Result::Ok(all)
         })?;
         let wall = start.elapsed().as_secs_f64();
-        let cpu = (cpu_ticks(child.id())? - before) as f64 / ticks_per_sec();
+        let cpu = cpu_secs(child.id())? - before;
         lat.sort_unstable();
         let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
         Ok(Sample {

@@ -1,13 +1,12 @@
 //! The eight workloads, each measured in a child process (`--child WORKLOAD CONTENDER
 //! ARGS...`), which prints `metric=value` lines, the primary metric first.
 
-use std::io::{self, Read};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::echo_servers::{cpu_secs, start_server};
 use crate::{echo_client, echo_servers, Job, Metrics, Size};
 
 pub const NAMES: [&str; 8] = [
@@ -641,40 +640,6 @@ fn mpmc_async<C: Mpmc>(rt: &Rt, per: u64) -> io::Result<(u64, Duration)> {
         let sum = join_all(cs).await?.into_iter().sum();
         Ok((sum, t.elapsed()))
     })
-}
-
-/// The echo server process for a contender, pinned to core 0; its address.
-fn start_server(contender: &str) -> io::Result<(Child, SocketAddr)> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--server", contender])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut out = child.stdout.take().expect("piped");
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while out.read(&mut byte)? == 1 && byte[0] != b'\n' {
-        line.push(byte[0]);
-    }
-    let line = String::from_utf8_lossy(&line).trim().to_owned();
-    match line.parse() {
-        Ok(a) => Ok((child, a)),
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(io::Error::other(format!("server said {line:?}: {e}")))
-        }
-    }
-}
-
-/// User + system CPU seconds of process `pid`.
-fn cpu_secs(pid: u32) -> io::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok(ticks as f64 / hz)
 }
 
 /// The load generator's runtime: gort on epoll, one worker, on core 1 (the same for

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Buffer each server reads into: one page, for all contenders.
@@ -372,4 +374,40 @@ fn mio_floor(listener: std::net::TcpListener) -> io::Result<()> {
             }
         }
     }
+}
+
+/// Starts server `kind` in a child process (the current executable with
+/// `--server KIND`, which calls [`serve`]); returns it and the address it printed.
+pub fn start_server(kind: &str) -> io::Result<(Child, SocketAddr)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--server", kind])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut out = child.stdout.take().expect("piped");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte)? == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8_lossy(&line).trim().to_owned();
+    match line.parse() {
+        Ok(addr) => Ok((child, addr)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(io::Error::other(format!("server said {line:?}: {e}")))
+        }
+    }
+}
+
+/// User + system CPU seconds of process `pid` (`/proc/PID/stat`).
+pub fn cpu_secs(pid: u32) -> io::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((field(11) + field(12)) as f64 / hz)
 }
