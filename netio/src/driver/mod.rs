@@ -304,9 +304,7 @@ impl Driver {
     /// without holding the driver calls this, so what it queued is not left waiting.
     pub(crate) fn flush(&self) {
         if let Some(u) = self.uring() {
-            if u.has_unsubmitted() {
-                u.flush();
-            }
+            u.flush();
         }
     }
 

@@ -245,7 +245,9 @@ impl Uring {
 
     /// Submits what was queued, without waiting.
     pub(crate) fn flush(&self) {
-        if self.unsubmitted.swap(false, Ordering::AcqRel) {
+        // A load first: parks call this, and usually nothing is queued (no write to
+        // the shared cache line then).
+        if self.has_unsubmitted() && self.unsubmitted.swap(false, Ordering::AcqRel) {
             let _ = self.ring.submit();
         }
     }
