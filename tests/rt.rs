@@ -610,3 +610,86 @@ async fn rt_test_macro_supports_question_mark() -> Result<(), std::io::Error> {
     assert_eq!(v, 3);
     Ok(())
 }
+
+/// A blocking closure waiting in `Handle::block_on` for a timer while the runtime
+/// drops: the workers that turned the reactor are gone, so the dropping thread turns it,
+/// the timer fires, the closure returns, and so does the drop.
+#[test]
+fn rt_drop_returns_while_a_blocking_closure_sleeps_in_block_on() {
+    let _w = watchdog(
+        "rt_drop_returns_while_a_blocking_closure_sleeps_in_block_on",
+        30,
+    );
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let handle = rt.handle().clone();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    rt.spawn_blocking(move || {
+        started_tx.send(()).unwrap();
+        handle.block_on(gort::time::sleep(Duration::from_millis(300)));
+        d.store(true, Ordering::SeqCst);
+    });
+    started.recv().unwrap();
+    let t = Instant::now();
+    drop(rt);
+    assert!(
+        done.load(Ordering::SeqCst),
+        "drop returned before the closure"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+/// `shutdown_timeout` bounds the same wait.
+#[test]
+fn rt_shutdown_timeout_bounds_a_blocking_closure_in_block_on() {
+    let _w = watchdog(
+        "rt_shutdown_timeout_bounds_a_blocking_closure_in_block_on",
+        30,
+    );
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let handle = rt.handle().clone();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    rt.spawn_blocking(move || {
+        started_tx.send(()).unwrap();
+        handle.block_on(gort::time::sleep(Duration::from_secs(3)));
+    });
+    started.recv().unwrap();
+    let t = Instant::now();
+    rt.shutdown_timeout(Duration::from_millis(200));
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+/// A blocking closure that owns the runtime and drops it: the drop does not wait for
+/// the closure's own thread.
+#[test]
+fn rt_drop_from_a_blocking_closure_returns() {
+    let _w = watchdog("rt_drop_from_a_blocking_closure_returns", 30);
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let handle = rt.handle().clone();
+    // A task that is cancelled by the drop, and a second blocking closure it waits for.
+    let (pending_dropped, guard) = common::flag();
+    rt.spawn(async move {
+        let _g = guard;
+        common::forever().await;
+    });
+    let other = Arc::new(AtomicBool::new(false));
+    let o = other.clone();
+    rt.spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        o.store(true, Ordering::SeqCst);
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    handle.spawn_blocking(move || {
+        drop(rt);
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("dropping the runtime from its own blocking pool hung");
+    assert!(pending_dropped.load(Ordering::SeqCst));
+    assert!(
+        other.load(Ordering::SeqCst),
+        "the other closure was not waited for"
+    );
+}

@@ -27,6 +27,16 @@ pub(crate) struct BlockingPool {
     inner: Arc<Inner>,
 }
 
+/// While shutdown waits for blocking closures, how often it turns the reactor for them
+/// (the workers that did are gone): a closure in `Handle::block_on(sleep(..))` wakes at
+/// most this late.
+const SHUTDOWN_REACTOR_TICK: Duration = Duration::from_millis(1);
+
+std::thread_local! {
+    /// The pool this thread belongs to (its `Inner`'s address), 0 elsewhere.
+    static OWN_POOL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 pub(crate) struct Config {
     pub(crate) max_threads: usize,
     pub(crate) keep_alive: Duration,
@@ -116,8 +126,11 @@ impl BlockingPool {
     }
 
     /// Stops accepting work, wakes idle threads and waits (at most until `deadline`) for
-    /// the running ones to finish. Returns true when every thread exited.
-    pub(crate) fn shutdown(&self, deadline: Option<Instant>) -> bool {
+    /// the running ones to finish, calling `turn` (the reactor, without blocking) every
+    /// `SHUTDOWN_REACTOR_TICK` meanwhile. A pool thread calling this (a closure that
+    /// drops its runtime) does not wait for itself. Returns true when every other
+    /// thread exited.
+    pub(crate) fn shutdown(&self, deadline: Option<Instant>, turn: impl Fn()) -> bool {
         let mut state = self.lock();
         state.shutdown = true;
         let queued = std::mem::take(&mut state.queue);
@@ -125,26 +138,29 @@ impl BlockingPool {
         drop(state);
         drop(queued);
 
+        let me = Arc::as_ptr(&self.inner) as usize;
+        let own = usize::from(OWN_POOL.try_with(|p| p.get() == me).unwrap_or(false));
         let mut state = self.lock();
-        while state.num_threads > 0 {
-            state = match deadline {
-                None => self
-                    .inner
-                    .exit_cv
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return false;
-                    }
-                    self.inner
-                        .exit_cv
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+        while state.num_threads > own {
+            let mut wait = SHUTDOWN_REACTOR_TICK;
+            if let Some(deadline) = deadline {
+                let now = Instant::now();
+                if now >= deadline {
+                    return false;
                 }
-            };
+                wait = wait.min(deadline - now);
+            }
+            state = self
+                .inner
+                .exit_cv
+                .wait_timeout(state, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            if state.num_threads > own {
+                drop(state);
+                turn();
+                state = self.lock();
+            }
         }
         true
     }
@@ -171,6 +187,7 @@ impl Inner {
 
     fn run(&self, handle: Handle) {
         let _current = context::set_current(&handle);
+        OWN_POOL.with(|p| p.set(std::ptr::from_ref(self) as usize));
         let mut state = self.lock();
         'work: loop {
             while let Some(task) = state.queue.pop_front() {

@@ -2,9 +2,10 @@
 //!
 //! Go's G, M and P in Rust: tasks (`task`), worker threads each running one P with a
 //! local run queue and a LIFO slot (`sched`), a global injector, work stealing, a
-//! blocking pool (`blocking`), and a [`Park`](park::Park) trait through which an I/O
-//! reactor can take over how idle workers sleep. Applications use it through the `gort`
-//! facade crate.
+//! blocking pool (`blocking`), and one seam, the [`Reactor`](reactor::Reactor) trait,
+//! through which an I/O reactor takes over how idle workers sleep
+//! ([`Park`](park::Park)) and lets the monitor watch it while every worker is busy.
+//! Applications use it through the `gort` facade crate.
 //!
 //! `unsafe` lives in a few leaf modules: `task::raw` (the task cell), `sched::queue`
 //! (the lock-free run queue), `sched::slot` (the atomic slot a P is lent through), the
@@ -20,6 +21,7 @@ mod context;
 pub mod coop;
 mod loom;
 pub mod park;
+pub mod reactor;
 pub mod runtime;
 mod sched;
 pub mod sync;

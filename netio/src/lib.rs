@@ -1,10 +1,12 @@
 //! gort-netio: the reactor. Network calls and timers become events, so a task waiting
 //! for I/O or time costs no thread.
 //!
-//! Installed into a runtime with [`install`]: every worker then parks in the shared
+//! Installed into a runtime with [`install`], as its
+//! [`Reactor`](gort_executor::reactor::Reactor): every worker then parks in the shared
 //! driver (see `driver/mod.rs` for why one driver is shared) instead of on a plain
-//! condition variable. Two backends: epoll through mio (the default) and io_uring
-//! (`driver/uring.rs`; `GORT_DRIVER=uring` or `Builder::driver`, after a probe of every
+//! condition variable, and the monitor turns it when no worker has for a while. Two
+//! backends: epoll through mio (the default, `driver/epoll.rs`) and io_uring
+//! (`driver/uring/`; `GORT_DRIVER=uring` or `Builder::driver`, after a probe of every
 //! feature and opcode it uses). TCP, UDP and
 //! Unix stream sockets ([`net`]), timers ([`time`]), files ([`fs`]: native io_uring
 //! reads, writes and syncs; the blocking pool on epoll, which cannot wait for files).
@@ -19,6 +21,14 @@
 //! for its next return to user mode (a timer tick at most, see `driver/uring.rs`),
 //! where epoll waits for nothing; so io_uring is for programs that use the owned-buffer
 //! API and ask for it.
+//!
+//! # Many waiters
+//!
+//! Every socket method takes `&self`, and every task waiting on a socket is woken by
+//! its readiness, not only the last one to wait: two accept loops on one listener,
+//! two `recv_from` on one `Arc<UdpSocket>`, a reader beside a `readable()` watcher
+//! (`driver/io.rs`). The `poll_*` methods of `AsyncRead`/`AsyncWrite` keep one waker
+//! per direction, as those traits expect.
 
 pub mod driver;
 pub mod fs;
@@ -64,8 +74,8 @@ impl std::fmt::Display for DriverKind {
     }
 }
 
-/// Makes `builder`'s workers park in a new driver and attaches the driver to the
-/// runtime, so `gort::net` and `gort::time` work on every thread of it.
+/// Makes a new driver `builder`'s reactor: its workers park in it, the monitor
+/// watches it, and `gort::net` and `gort::time` find it on every thread of the runtime.
 ///
 /// The backend: `kind` if given, else the environment variable `GORT_DRIVER`
 /// (`uring` or `epoll`), else io_uring when the kernel offers it, else epoll.
@@ -85,14 +95,6 @@ pub fn install(
         },
     };
     let driver = Driver::new(kind)?;
-    let d = driver.clone();
-    builder.park_with(move |_| Ok(Box::new(driver::DriverPark::new(d.clone())) as _));
-    builder.extension(Arc::new(driver.clone()));
-    // While timers or sockets are registered, something outside the scheduler may
-    // still wake a task: no deadlock then.
-    let d = driver.clone();
-    builder.idle_probe(move || d.num_timers() > 0 || d.num_sources() > 0);
-    let d = driver.clone();
-    builder.trace_with(move || format!("timers={} io={}", d.num_timers(), d.num_sources()));
+    builder.reactor(driver.clone());
     Ok(driver)
 }

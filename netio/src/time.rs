@@ -25,7 +25,7 @@ use crate::driver::{Driver, TimerKey};
 /// Cancel safe: dropping it removes the timer.
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    sleep_until(crate::driver::far_future(Instant::now(), duration))
 }
 
 /// Waits until `deadline`.

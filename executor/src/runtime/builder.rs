@@ -1,5 +1,6 @@
 //! `Builder`: how many workers, how many blocking threads, what threads are called, and
-//! how workers park. Environment variables are read once, at `build()`, like Go's.
+//! which reactor workers park in. Environment variables are read once, at `build()`,
+//! like Go's.
 
 use std::fmt;
 use std::io;
@@ -9,7 +10,8 @@ use std::time::Duration;
 use super::{monitor, Runtime, ThreadNameFn};
 use crate::blocking;
 use crate::park::{Park, ThreadParker};
-use crate::sched::worker::ThreadConfig;
+use crate::reactor::{ParkWith, Reactor};
+use crate::sched::worker::{AttachedReactor, ThreadConfig};
 
 /// Go's default cap on threads is 10,000; tokio's blocking pool defaults to 512. Blocking
 /// threads mostly sleep in syscalls, so hundreds are cheap; beyond that a program is
@@ -29,8 +31,6 @@ pub const ENV_MAX_BLOCKING: &str = "GORT_MAX_BLOCKING";
 /// line every MS ms).
 pub const ENV_DEBUG: &str = "GORT_DEBUG";
 
-type ParkFactory = Arc<dyn Fn(usize) -> io::Result<Box<dyn Park>> + Send + Sync>;
-
 /// Configures and starts a [`Runtime`].
 ///
 /// ```
@@ -47,11 +47,8 @@ pub struct Builder {
     thread_name: ThreadNameFn,
     thread_stack_size: Option<usize>,
     keep_alive: Duration,
-    park_factory: Option<ParkFactory>,
+    reactor: Option<AttachedReactor>,
     blocking_threshold: Option<Duration>,
-    extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
-    idle_probe: Option<crate::sched::worker::IdleProbe>,
-    trace_extra: Option<crate::sched::worker::TraceExtra>,
     deadlock_detection: bool,
 }
 
@@ -82,11 +79,8 @@ impl Builder {
             thread_name: Arc::new(|| "gort-worker".to_owned()),
             thread_stack_size: None,
             keep_alive: DEFAULT_BLOCKING_KEEP_ALIVE,
-            park_factory: None,
+            reactor: None,
             blocking_threshold: None,
-            extension: None,
-            idle_probe: None,
-            trace_extra: None,
             deadlock_detection: true,
         }
     }
@@ -146,13 +140,6 @@ impl Builder {
         self
     }
 
-    /// Attaches a value to the runtime that [`Handle::extension`](super::Handle::extension)
-    /// returns from any of its threads. The I/O reactor keeps its driver handle here.
-    pub fn extension(&mut self, value: Arc<dyn std::any::Any + Send + Sync>) -> &mut Self {
-        self.extension = Some(value);
-        self
-    }
-
     /// Go's "all goroutines are asleep - deadlock!" (on by default): when every task and
     /// every `block_on` waits on something only another task could end, and nothing
     /// else (timers, sockets, blocking calls) is pending, `block_on` panics with the
@@ -164,29 +151,23 @@ impl Builder {
         self
     }
 
-    /// For the I/O reactor: `busy()` returns true while timers or sockets may still
-    /// wake a task (the deadlock check then waits).
-    pub fn idle_probe(&mut self, busy: impl Fn() -> bool + Send + Sync + 'static) -> &mut Self {
-        self.idle_probe = Some(Arc::new(busy));
+    /// The reactor workers park in and the monitor watches (see [`Reactor`]): gort's
+    /// I/O reactor installs itself here. [`Handle::reactor`](super::Handle::reactor)
+    /// finds it again, as `R`, from any thread of the runtime. Replaces an earlier
+    /// `reactor` or `park_with`.
+    pub fn reactor<R: Reactor>(&mut self, reactor: Arc<R>) -> &mut Self {
+        self.reactor = Some(AttachedReactor::new(reactor));
         self
     }
 
-    /// For the I/O reactor: text appended to every `GORT_DEBUG=schedtrace` line (its
-    /// pending timers and registered sources).
-    pub fn trace_with(&mut self, extra: impl Fn() -> String + Send + Sync + 'static) -> &mut Self {
-        self.trace_extra = Some(Arc::new(extra));
-        self
-    }
-
-    /// How workers sleep: `f(worker_index)` makes each worker's [`Park`]. The default is
-    /// a [`ThreadParker`]; the I/O reactor passes a driver here so that a sleeping worker
-    /// also waits for I/O.
+    /// How workers sleep, with nothing else to watch: `f(worker_index)` makes each
+    /// worker's [`Park`]. Shorthand for a [`Reactor`] that only makes parkers; the
+    /// default is a [`ThreadParker`] (a condition variable).
     pub fn park_with(
         &mut self,
         f: impl Fn(usize) -> io::Result<Box<dyn Park>> + Send + Sync + 'static,
     ) -> &mut Self {
-        self.park_factory = Some(Arc::new(f));
-        self
+        self.reactor(Arc::new(ParkWith(f)))
     }
 
     /// Starts the runtime: its worker threads, and an (empty) blocking pool.
@@ -205,8 +186,8 @@ impl Builder {
             None => env_count(ENV_MAX_BLOCKING)?.unwrap_or(DEFAULT_MAX_BLOCKING_THREADS),
         };
         let parks = (0..workers)
-            .map(|i| match &self.park_factory {
-                Some(f) => f(i),
+            .map(|i| match &self.reactor {
+                Some(r) => r.reactor.parker(i),
                 None => Ok(Box::new(ThreadParker::new()) as Box<dyn Park>),
             })
             .collect::<io::Result<Vec<_>>>()?;
@@ -233,15 +214,7 @@ impl Builder {
             name: self.thread_name.clone(),
             stack_size: self.thread_stack_size,
         };
-        Runtime::start(
-            parks,
-            blocking,
-            threads,
-            monitor,
-            self.extension.clone(),
-            self.idle_probe.clone(),
-            self.trace_extra.clone(),
-        )
+        Runtime::start(parks, blocking, threads, monitor, self.reactor.clone())
     }
 }
 

@@ -99,7 +99,11 @@ fn looks_dead(handle: &Handle) -> bool {
     if crate::chan::BLOCKING_CALLERS.load(Ordering::SeqCst) > 0 {
         return false;
     }
-    if shared.idle_probe.as_ref().is_some_and(|busy| busy()) {
+    if shared
+        .reactor
+        .as_ref()
+        .is_some_and(|r| r.reactor.may_wake())
+    {
         return false;
     }
     let block_ons = shared.block_ons();

@@ -55,6 +55,16 @@ impl RuntimeMetrics {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Times the monitor turned the reactor itself because no thread had for
+    /// [`REACTOR_UNWATCHED`](crate::reactor::REACTOR_UNWATCHED) (every worker busy in
+    /// long polls, or stuck). Stays 0 while workers keep up.
+    pub fn num_monitor_reactor_turns(&self) -> u64 {
+        self.handle
+            .shared
+            .monitor_turns
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Worker threads alive: one per worker, plus threads finishing a poll after their
     /// worker was handed off.
     pub fn num_worker_threads(&self) -> usize {

@@ -15,7 +15,9 @@
 //!    cancelled by its worker when that poll returns.
 //! 3. Wait for the workers, then for the blocking threads that are still running a
 //!    closure (queued closures were cancelled in step 1), up to the timeout if one was
-//!    given.
+//!    given. Meanwhile this thread turns the reactor (the workers that did are gone),
+//!    so a closure waiting in `Handle::block_on` for a timer or a socket still gets
+//!    it. A blocking thread that drops the runtime does not wait for itself.
 
 mod block_on;
 mod builder;
@@ -23,6 +25,7 @@ pub(crate) mod deadlock;
 mod metrics;
 pub(crate) mod monitor;
 
+pub use crate::reactor::{Reactor, REACTOR_UNWATCHED};
 pub use builder::{
     Builder, DEFAULT_BLOCKING_KEEP_ALIVE, DEFAULT_MAX_BLOCKING_THREADS, ENV_DEBUG,
     ENV_MAX_BLOCKING, ENV_WORKERS,
@@ -94,17 +97,9 @@ impl Runtime {
         blocking: blocking::Config,
         threads: worker::ThreadConfig,
         monitor: monitor::Config,
-        extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
-        idle_probe: Option<worker::IdleProbe>,
-        trace_extra: Option<worker::TraceExtra>,
+        reactor: Option<worker::AttachedReactor>,
     ) -> io::Result<Runtime> {
-        let (shared, cores) = worker::create(
-            parks,
-            BlockingPool::new(blocking),
-            threads,
-            extension,
-            (idle_probe, trace_extra),
-        );
+        let (shared, cores) = worker::create(parks, BlockingPool::new(blocking), threads, reactor);
         let handle = Handle { shared };
         let mut rt = Runtime {
             handle: handle.clone(),
@@ -197,7 +192,12 @@ impl Runtime {
         // threads started by the monitor have no join handle here.
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         shared.wait_workers(remaining);
-        shared.blocking.shutdown(deadline);
+        let reactor = shared.reactor.as_ref().map(|r| &*r.reactor);
+        shared.blocking.shutdown(deadline, || {
+            if let Some(r) = reactor {
+                r.poll_now();
+            }
+        });
         // Anything woken meanwhile was refused by the closed injector.
     }
 }
@@ -322,10 +322,17 @@ impl Handle {
         RuntimeMetrics::new(self.clone())
     }
 
-    /// The value attached with [`Builder::extension`], if it has type `T` (how the I/O
-    /// reactor finds its driver from any thread of the runtime).
-    pub fn extension<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
-        self.shared.extension.as_deref()?.downcast_ref::<T>()
+    /// The reactor attached with [`Builder::reactor`], if it has type `R` (how the I/O
+    /// reactor finds itself from any thread of the runtime).
+    pub fn reactor<R: crate::reactor::Reactor>(&self) -> Option<Arc<R>> {
+        self.shared.reactor.as_ref()?.downcast::<R>()
+    }
+
+    /// Test hook: the next `n` attempts to start a worker thread (a hand-off, or the
+    /// monitor's retry for a P left without one) fail as if the OS refused them.
+    #[doc(hidden)]
+    pub fn fail_next_worker_spawns(&self, n: usize) {
+        self.shared.fail_next_spawns(n);
     }
 
     /// Every live task of this runtime, with where it was spawned and what it is doing,

@@ -20,6 +20,26 @@
 //! Threads stay bounded: a handed-off M exits when its poll returns, so the number of
 //! worker threads is the number of Ps plus the number of polls currently stuck.
 //!
+//! # The reactor is never unwatched
+//!
+//! A task waiting on a timer or a socket is in no queue: it becomes runnable only when
+//! some thread turns the reactor, which sleeping workers do (one of them blocks in it)
+//! and busy ones do every 61 ticks. A worker stuck in one poll does neither, so with
+//! every worker stuck nothing would ever wake. Each tick the monitor therefore
+//! 1. lets the reactor submit work that workers queued a tick ago and did not submit
+//!    ([`Reactor::flush_stale`](crate::reactor::Reactor::flush_stale)), and
+//! 2. when the reactor's turn counter has not moved for
+//!    [`REACTOR_UNWATCHED`](crate::reactor::REACTOR_UNWATCHED), turns it without
+//!    blocking ([`Reactor::poll_now`](crate::reactor::Reactor::poll_now)): due timers
+//!    fire, ready sockets wake their tasks, which go to the injector;
+//!
+//! and only then looks for stuck Ps, so a P stuck in a poll while the tasks just woken
+//! wait in the injector is handed off in the same tick. This is Go's sysmon, which
+//! polls the network when nobody has for 10 ms and retakes Ps held in syscalls.
+//!
+//! A hand-off whose thread cannot be started leaves the P on the runtime's idle list
+//! (its queued tasks go to the injector); the monitor tries again every tick.
+//!
 //! With `GORT_DEBUG=schedtrace=MS` the monitor also prints, every `MS` milliseconds, one
 //! line to stderr in the spirit of Go's `schedtrace`.
 
@@ -33,7 +53,9 @@ use crate::sched::worker::Shared;
 /// about a millisecond of the threshold, coarse enough to cost nothing measurable
 /// (a thousand wake-ups a second of a thread that reads a few atomics).
 pub const MIN_TICK: Duration = Duration::from_millis(1);
-/// Tick while every worker is idle (Go's sysmon backs off to 10 ms too).
+/// Tick while every worker is idle (Go's sysmon backs off to 10 ms too). No longer
+/// than [`REACTOR_UNWATCHED`](crate::reactor::REACTOR_UNWATCHED), so an unwatched
+/// reactor is noticed on time even by an idle monitor.
 pub const MAX_TICK: Duration = Duration::from_millis(10);
 /// A poll this long whose thread the kernel reports asleep (blocked in a syscall, a
 /// `sleep`, a lock) loses its P without waiting for the full threshold: its thread is
@@ -109,10 +131,43 @@ struct Seen {
     m: *const (),
 }
 
+/// What the monitor remembers of the reactor between ticks.
+struct Watch {
+    /// Its turn counter when first seen at this value, and when.
+    turns: u64,
+    since: Instant,
+}
+
+/// Steps 1 and 2 of "The reactor is never unwatched" (module docs).
+fn watch_reactor(shared: &Shared, watch: &mut Watch, now: Instant) {
+    let Some(r) = shared.reactor.as_ref().map(|r| &*r.reactor) else {
+        return;
+    };
+    r.flush_stale();
+    let turns = r.turns();
+    if turns != watch.turns {
+        *watch = Watch { turns, since: now };
+    } else if now.duration_since(watch.since) >= crate::reactor::REACTOR_UNWATCHED {
+        if r.poll_now() {
+            shared
+                .monitor_turns
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        *watch = Watch {
+            turns: r.turns(),
+            since: now,
+        };
+    }
+}
+
 fn run(handle: Handle, config: Config) {
     let shared: &Shared = &handle.shared;
     let n = shared.num_workers();
     let start = Instant::now();
+    let mut watch = Watch {
+        turns: u64::MAX,
+        since: start,
+    };
     let mut seen: Vec<Seen> = (0..n)
         .map(|_| Seen {
             polls: u64::MAX,
@@ -130,6 +185,8 @@ fn run(handle: Handle, config: Config) {
             return;
         }
         let now = Instant::now();
+        watch_reactor(shared, &mut watch, now);
+        Shared::restart_idle_ps(&handle);
         let mut busy = false;
         for (i, seen) in seen.iter_mut().enumerate() {
             let m = shared.m(i);
@@ -188,9 +245,11 @@ pub(crate) fn trace_line(handle: &Handle, elapsed: Duration) -> String {
         .collect();
     let extra = handle
         .shared
-        .trace_extra
+        .reactor
         .as_ref()
-        .map(|f| format!(" {}", f()))
+        .map(|r| r.reactor.trace())
+        .filter(|t| !t.is_empty())
+        .map(|t| format!(" {t}"))
         .unwrap_or_default();
     format!(
         "gort: {}ms: workers={} threads={} idle={} searching={} handoffs={} globalq={} localq=[{}] blocking={} (idle {}) tasks={}{extra}",

@@ -150,13 +150,11 @@ impl Drop for Token {
 /// steal it: exactly one of them ends up owning it, and it is dropped exactly once.
 #[test]
 fn loom_slot_owner_and_monitor_never_both_own_the_p() {
-    use super::slot::CoreSlot;
     loom::model(|| {
         let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-        let slot = Arc::new(CoreSlot::<Token>::new());
+        let (slot, thief) = super::slot::pair::<Token>();
         slot.put(Box::new(Token(drops.clone())), true);
-        let s2 = slot.clone();
-        let monitor = thread::spawn(move || s2.steal());
+        let monitor = thread::spawn(move || thief.steal());
         if let Some(b) = slot.borrow() {
             // Scheduling into the P in place: it is ours while borrowed.
             assert_eq!(b.0.load(loom::sync::atomic::Ordering::SeqCst), 0);
@@ -175,13 +173,11 @@ fn loom_slot_owner_and_monitor_never_both_own_the_p() {
 /// A parked worker's P (not stealable) is never taken by the monitor.
 #[test]
 fn loom_slot_monitor_never_takes_a_parked_p() {
-    use super::slot::CoreSlot;
     loom::model(|| {
         let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-        let slot = Arc::new(CoreSlot::<Token>::new());
+        let (slot, thief) = super::slot::pair::<Token>();
         slot.put(Box::new(Token(drops.clone())), false);
-        let s2 = slot.clone();
-        let monitor = thread::spawn(move || s2.steal().is_some());
+        let monitor = thread::spawn(move || thief.steal().is_some());
         let borrowed = slot.borrow().is_some();
         assert!(!monitor.join().unwrap());
         assert!(borrowed);

@@ -10,27 +10,40 @@
 //!            LIFO slot → local queue → a batch from the injector
 //!     or steal half of a random victim's queue (if allowed to search, see idle.rs)
 //!     or park
+//!     run the task, then up to MAX_LIFO_POLLS_PER_TICK tasks it woke (LIFO slot)
 //! }
 //! ```
+//!
+//! One tick is at most `1 + MAX_LIFO_POLLS_PER_TICK` polls, whatever the tasks do, so
+//! the reactor, the injector and the shutdown flag are looked at on schedule even
+//! while two tasks wake each other through wakers that spend no budget (a
+//! `futures::channel` ping-pong: the class of tokio #5686).
 //!
 //! # Where a woken task goes
 //!
 //! A wake-up on a worker thread of the same runtime, while that worker is inside a poll,
 //! puts the task in the LIFO slot: the task just woken by the running one runs next,
 //! while its data is hot in cache (a message passed over a channel). The slot's previous
-//! occupant moves to the back of the local queue, where thieves can reach it. Two tasks
-//! that keep waking each other would monopolise the slot, so after
-//! `MAX_LIFO_POLLS_PER_TICK` consecutive LIFO runs the slot is disabled until the next
-//! task from the queue. A task that wakes *itself* (`yield_now`, an exhausted budget)
-//! goes to the back of the queue. Wake-ups from other threads go to the injector.
+//! occupant moves to the back of the local queue, where thieves can reach it. After
+//! `MAX_LIFO_POLLS_PER_TICK` LIFO runs the tick ends: if other tasks are queued the
+//! slot's task goes to the back of the queue (two tasks waking each other cannot
+//! starve it); if nothing is queued it stays in the slot, out of thieves' reach, and
+//! runs first in the next tick. A task that wakes *itself* (`yield_now`, an exhausted
+//! budget) goes to the back of the queue. Wake-ups from other threads go to the
+//! injector.
 //!
 //! # Where the P lives
 //!
-//! The worker owns its `Box<Core>` while it looks for work, and lends it to the thread's
-//! `WorkerContext` while a task is polled or while the worker parks, so that `schedule`
+//! The worker owns its `Box<Core>` while it looks for work, and lends it to its M's slot
+//! (`slot.rs`) while a task is polled or while the worker parks, so that `schedule`
 //! called from inside a poll (or from a driver's event dispatch) reaches the local queue.
-//! Because the P is a movable box, a later monitor can hand it to another thread when a
-//! poll blocks, as Go does on a blocking syscall.
+//! Because the P is a movable box, the monitor can take it from a thread stuck in a
+//! poll and hand it to a fresh thread, as Go does on a blocking syscall
+//! ([`Shared::hand_off`]). If no thread can be started (`RLIMIT_NPROC`, a pids cgroup),
+//! the P's queued tasks go to the injector, where running workers take them, and the P
+//! waits on the idle list: the monitor retries the thread every tick, and an M whose
+//! own P was taken adopts an idle one when its stuck poll returns (Go's `exitsyscall`
+//! looks for an idle P the same way) instead of retiring.
 //!
 //! # Shutdown
 //!
@@ -46,12 +59,13 @@ use std::time::Duration;
 use super::idle::Idle;
 use super::inject::Inject;
 use super::queue::{self, Local, Steal};
-use super::slot::CoreSlot;
+use super::slot::{self, SlotOwner, SlotThief};
 use super::FastRand;
 use crate::blocking::BlockingPool;
 use crate::context;
 use crate::coop;
 use crate::park::{Park, Unpark};
+use crate::reactor::Reactor;
 use crate::runtime::{Handle, ThreadNameFn};
 use crate::task::{Notified, OwnedTasks, Schedule, Task};
 
@@ -64,9 +78,9 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 /// I/O is not starved by CPU-bound tasks. Same reasoning and value as tokio's.
 const EVENT_INTERVAL: u32 = 61;
 
-/// Consecutive runs from the LIFO slot before it is switched off for the rest of the
-/// tick while other tasks are queued, so two tasks waking each other cannot starve the
-/// queue (tokio uses 3).
+/// Runs from the LIFO slot after a task before the tick ends (tokio uses 3): bounds a
+/// tick whatever the tasks do, so two tasks waking each other can neither starve the
+/// queue nor keep the worker from its maintenance.
 const MAX_LIFO_POLLS_PER_TICK: usize = 3;
 
 /// State shared by every worker of one runtime, and by its handles.
@@ -85,22 +99,44 @@ pub(crate) struct Shared {
     live_cv: Condvar,
     /// Ps handed to a fresh thread because their M was stuck in a poll.
     pub(crate) handoffs: AtomicU64,
+    /// Times the monitor turned the reactor because nobody else had.
+    pub(crate) monitor_turns: AtomicU64,
+    /// Ps without a thread: taken from a stuck M when no new thread could start.
+    /// Their queued tasks were moved to the injector; the monitor retries a thread
+    /// for them, and an M whose P was taken adopts one before retiring. Boxed: a P
+    /// moves between threads as one pointer.
+    #[allow(clippy::vec_box)]
+    idle_ps: Mutex<Vec<Box<Core>>>,
+    /// Test hook: this many upcoming worker-thread spawns fail.
+    fail_spawns: std::sync::atomic::AtomicUsize,
     threads: ThreadConfig,
-    /// What the layer above (the I/O reactor) attached to this runtime.
-    pub(crate) extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
-    /// True while something outside the scheduler (timers, sockets) may still wake a
-    /// task: the reactor's answer for the deadlock check.
-    pub(crate) idle_probe: Option<IdleProbe>,
-    /// Extra `schedtrace` text from the reactor.
-    pub(crate) trace_extra: Option<TraceExtra>,
+    /// What wakes tasks from outside the scheduler (the I/O reactor), if attached.
+    pub(crate) reactor: Option<AttachedReactor>,
     /// `block_on` calls in progress (the deadlock check watches and reports to them).
     block_ons: Mutex<Vec<Arc<crate::runtime::deadlock::BlockOn>>>,
 }
 
-/// See [`Shared::idle_probe`].
-pub(crate) type IdleProbe = Arc<dyn Fn() -> bool + Send + Sync>;
-/// See [`Shared::trace_extra`].
-pub(crate) type TraceExtra = Arc<dyn Fn() -> String + Send + Sync>;
+/// The runtime's [`Reactor`], twice: as the trait the scheduler calls, and as `Any` for
+/// [`Handle::reactor`] to give back the concrete type. One allocation.
+#[derive(Clone)]
+pub(crate) struct AttachedReactor {
+    pub(crate) reactor: Arc<dyn Reactor>,
+    any: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl AttachedReactor {
+    pub(crate) fn new<R: Reactor>(reactor: Arc<R>) -> AttachedReactor {
+        AttachedReactor {
+            reactor: reactor.clone(),
+            any: reactor,
+        }
+    }
+
+    /// The reactor as `R`, if that is its type.
+    pub(crate) fn downcast<R: Reactor>(&self) -> Option<Arc<R>> {
+        self.any.clone().downcast::<R>().ok()
+    }
+}
 
 /// Removes a `block_on` from the watched list when it returns (or unwinds).
 pub(crate) struct BlockOnRegistration<'a> {
@@ -133,8 +169,8 @@ struct Remote {
 
 /// One worker thread (Go's M), as the monitor sees it.
 pub(crate) struct MState {
-    /// The P, while lent out during a poll or a park.
-    pub(crate) slot: CoreSlot,
+    /// The monitor's end of the slot where the M lends its P during a poll or a park.
+    pub(crate) slot: SlotThief,
     /// Polls started by this thread; a value that stops moving while `in_poll` is set
     /// means a poll that does not return.
     pub(crate) polls: AtomicU64,
@@ -149,7 +185,6 @@ pub(crate) struct Core {
     index: usize,
     tick: u32,
     lifo_slot: Option<Notified>,
-    lifo_enabled: bool,
     run_queue: Local,
     /// This worker counts as searching in `Idle`.
     is_searching: bool,
@@ -162,8 +197,10 @@ pub(crate) struct Core {
 /// Per-thread state of a worker, reachable through `context::with_worker`.
 pub(crate) struct WorkerContext {
     handle: Handle,
-    /// This M: the slot where its P is lent during polls and parks.
+    /// This M, as the monitor sees it.
     m: Arc<MState>,
+    /// This M's end of its slot, where the P is lent during polls and parks.
+    slot: SlotOwner,
 }
 
 /// Builds the shared state and one `Core` per worker.
@@ -174,8 +211,7 @@ pub(crate) fn create(
     parks: Vec<Box<dyn Park>>,
     blocking: BlockingPool,
     threads: ThreadConfig,
-    extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
-    (idle_probe, trace_extra): (Option<IdleProbe>, Option<TraceExtra>),
+    reactor: Option<AttachedReactor>,
 ) -> (Arc<Shared>, Vec<Box<Core>>) {
     let n = parks.len();
     let mut remotes = Vec::with_capacity(n);
@@ -191,7 +227,6 @@ pub(crate) fn create(
             index,
             tick: 0,
             lifo_slot: None,
-            lifo_enabled: true,
             run_queue,
             is_searching: false,
             is_shutdown: false,
@@ -206,27 +241,31 @@ pub(crate) fn create(
         owned: OwnedTasks::new(n),
         blocking,
         shutdown: AtomicBool::new(false),
-        ms: Mutex::new((0..n).map(|_| MState::new()).collect()),
+        ms: Mutex::new((0..n).map(|_| MState::new().0).collect()),
         live: Mutex::new(0),
         live_cv: Condvar::new(),
         handoffs: AtomicU64::new(0),
+        monitor_turns: AtomicU64::new(0),
+        idle_ps: Mutex::new(Vec::new()),
+        fail_spawns: std::sync::atomic::AtomicUsize::new(0),
         threads,
-        extension,
-        idle_probe,
-        trace_extra,
+        reactor,
         block_ons: Mutex::new(Vec::new()),
     });
     (shared, cores)
 }
 
 impl MState {
-    fn new() -> Arc<MState> {
-        Arc::new(MState {
-            slot: CoreSlot::<Core>::new(),
+    /// A new M as the monitor sees it, and the owner's end of its slot.
+    fn new() -> (Arc<MState>, SlotOwner) {
+        let (owner, thief) = slot::pair();
+        let m = Arc::new(MState {
+            slot: thief,
             polls: AtomicU64::new(0),
             in_poll: AtomicBool::new(false),
             tid: std::sync::atomic::AtomicU32::new(0),
-        })
+        });
+        (m, owner)
     }
 }
 
@@ -235,7 +274,17 @@ impl MState {
 /// back with the error.
 pub(crate) fn spawn_worker(handle: &Handle, core: Box<Core>) -> Result<(), (io::Error, Box<Core>)> {
     let shared = &handle.shared;
-    let m = MState::new();
+    if shared
+        .fail_spawns
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return Err((
+            io::Error::other("gort: injected thread-spawn failure"),
+            core,
+        ));
+    }
+    let (m, owner) = MState::new();
     let index = core.index;
     let mut builder = std::thread::Builder::new().name((shared.threads.name)());
     if let Some(size) = shared.threads.stack_size {
@@ -250,7 +299,7 @@ pub(crate) fn spawn_worker(handle: &Handle, core: Box<Core>) -> Result<(), (io::
     let prev = std::mem::replace(&mut lock(&shared.ms)[index], m);
     let spawned = builder.spawn(move || {
         let core = lock(&c2).take().expect("the P is handed over once");
-        run(h, m2, core);
+        run(h, m2, owner, core);
     });
     match spawned {
         Ok(_) => Ok(()),
@@ -277,7 +326,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The body of a worker thread.
-fn run(handle: Handle, m: Arc<MState>, core: Box<Core>) {
+fn run(handle: Handle, m: Arc<MState>, slot: SlotOwner, core: Box<Core>) {
     m.tid.store(current_tid(), Ordering::Relaxed);
     // Counted as exited however the loop ends, so shutdown never waits for a worker
     // that died of a scheduler bug.
@@ -293,22 +342,27 @@ fn run(handle: Handle, m: Arc<MState>, core: Box<Core>) {
     let cx = std::rc::Rc::new(WorkerContext {
         handle: handle.clone(),
         m,
+        slot,
     });
     let _worker = context::set_worker(cx.clone());
 
-    // `None`: the P was handed to another thread while this one was stuck in a poll;
-    // this thread has finished that poll and retires.
-    if let Some(core) = cx.run(core) {
-        // Shutdown: queued references go; the tasks themselves are cancelled by the
-        // runtime through the owned list.
-        drop(core);
+    let mut core = Some(core);
+    while let Some(p) = core.take() {
+        match cx.run(p) {
+            // Shutdown: queued references go; the tasks themselves are cancelled by
+            // the runtime through the owned list.
+            Some(p) => drop(p),
+            // The P was handed off while this thread was stuck in a poll, which has
+            // now returned: run an idle P if one waits for a thread, else retire.
+            None => core = handle.shared.adopt_idle_p(&cx.m),
+        }
     }
 }
 
 impl WorkerContext {
     /// Whether this thread holds its P now (false after a hand-off).
     pub(crate) fn holds_p(&self) -> bool {
-        self.m.slot.borrow().is_some()
+        self.slot.is_full()
     }
 
     fn shared(&self) -> &Shared {
@@ -336,7 +390,7 @@ impl WorkerContext {
 
     /// Lends the P to the slot (stealable) and polls `task`, telling the monitor.
     fn poll_task(&self, task: Notified, core: Box<Core>) {
-        self.m.slot.put(core, true);
+        self.slot.put(core, true);
         // Only this thread writes its counter: a load and a store, no locked RMW.
         let polls = self.m.polls.load(Ordering::Relaxed);
         self.m.polls.store(polls.wrapping_add(1), Ordering::Relaxed);
@@ -346,9 +400,22 @@ impl WorkerContext {
     }
 
     /// `block_in_place`: hands this thread's P to a fresh thread now, so the rest of
-    /// the current poll may block. False when not possible (no P, or no thread).
+    /// the current poll may block. False when not possible (no P, or no thread: then
+    /// this thread keeps its P).
     pub(crate) fn hand_off_now(&self) -> bool {
-        Shared::hand_off(&self.handle, &self.m)
+        let Some((core, stealable)) = self.slot.take() else {
+            return false;
+        };
+        match spawn_worker(&self.handle, core) {
+            Ok(()) => {
+                self.shared().handoffs.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err((_, core)) => {
+                self.slot.put(core, stealable);
+                false
+            }
+        }
     }
 
     fn maintenance(&self, mut core: Box<Core>) -> Box<Core> {
@@ -357,10 +424,9 @@ impl WorkerContext {
         core
     }
 
-    /// Runs `task`, then what it woke from the LIFO slot. `None` when the P was handed
-    /// off during a poll.
+    /// Runs `task`, then up to `MAX_LIFO_POLLS_PER_TICK` tasks it woke, from the LIFO
+    /// slot. `None` when the P was handed off during a poll.
     fn run_task(&self, task: Notified, mut core: Box<Core>) -> Option<Box<Core>> {
-        core.lifo_enabled = true;
         if core.is_searching {
             // Rule 3 of idle.rs: the last searcher to find work wakes a replacement.
             core.is_searching = false;
@@ -370,27 +436,30 @@ impl WorkerContext {
         }
         coop::budget(|| {
             self.poll_task(task, core);
-            // Then what the task woke, from the LIFO slot, within the same budget.
             let mut lifo_polls = 0;
             loop {
-                let (mut core, _) = self.m.slot.take()?;
-                let Some(task) = core.take_lifo(self.shared()) else {
-                    return Some(core);
-                };
-                if !coop::has_budget_remaining() {
-                    core.run_queue
-                        .push_back_or_overflow(task, &self.shared().inject);
+                let (mut core, _) = self.slot.take()?;
+                if core.lifo_slot.is_none() {
                     return Some(core);
                 }
+                if lifo_polls == MAX_LIFO_POLLS_PER_TICK || !coop::has_budget_remaining() {
+                    // The tick ends here. With other work waiting, the slot's task
+                    // queues behind it; with none there is nobody to starve, and the
+                    // slot keeps it out of thieves' reach (a stolen ping-pong partner
+                    // costs a cross-thread wake-up per message): it runs first in the
+                    // next tick, after the maintenance that tick may owe.
+                    if core.run_queue.has_tasks()
+                        || !self.shared().inject.is_empty()
+                        || !coop::has_budget_remaining()
+                    {
+                        let task = core.take_lifo(self.shared()).expect("checked above");
+                        core.run_queue
+                            .push_back_or_overflow(task, &self.shared().inject);
+                    }
+                    return Some(core);
+                }
+                let task = core.take_lifo(self.shared()).expect("checked above");
                 lifo_polls += 1;
-                // The cap protects queued work; with nothing queued there is nobody to
-                // starve, and handing the task to the queue would only invite a
-                // cross-thread steal of a ping-pong.
-                if lifo_polls >= MAX_LIFO_POLLS_PER_TICK
-                    && (core.run_queue.has_tasks() || !self.shared().inject.is_empty())
-                {
-                    core.lifo_enabled = false;
-                }
                 self.poll_task(task, core);
             }
         })
@@ -414,11 +483,10 @@ impl WorkerContext {
     /// driver waking tasks) land in the local queue.
     fn park_timeout(&self, mut core: Box<Core>, timeout: Option<Duration>) -> Box<Core> {
         let mut park = core.park.take().expect("gort: parker missing");
-        self.m.slot.put(core, false);
+        self.slot.put(core, false);
         park.park(timeout);
         // The monitor only steals Ps lent to a task poll, never a parked one.
         let (mut core, _) = self
-            .m
             .slot
             .take()
             .expect("gort: a parked worker's P was taken");
@@ -567,7 +635,7 @@ impl Shared {
     }
 
     fn schedule_local(&self, core: &mut Core, task: Notified, is_yield: bool) {
-        let pushed_to_queue = if is_yield || !core.lifo_enabled {
+        let pushed_to_queue = if is_yield {
             core.run_queue.push_back_or_overflow(task, &self.inject);
             true
         } else {
@@ -665,9 +733,11 @@ impl Shared {
         !r.steal.is_empty() || r.lifo_busy.load(Ordering::Relaxed)
     }
 
-    /// Hands the P in `m`'s slot to a fresh thread, if it is lent to a task poll.
-    /// False when it is not (the poll returned, or the worker parked) or no thread
-    /// could be started (then the stuck thread keeps it).
+    /// The monitor: hands the P in `m`'s slot to a fresh thread, if it is lent to a
+    /// task poll. False when it is not (the poll returned, or the worker parked) or no
+    /// thread could be started; then the P's queued tasks go to the injector, where
+    /// running workers take them, and the P waits on the idle list (see the module
+    /// docs). The P is never put back into `m`'s slot: its owner may have retired.
     pub(crate) fn hand_off(handle: &Handle, m: &MState) -> bool {
         let Some(core) = m.slot.steal() else {
             return false;
@@ -678,10 +748,54 @@ impl Shared {
                 true
             }
             Err((_, core)) => {
-                m.slot.put(core, true);
+                handle.shared.park_idle_p(core);
                 false
             }
         }
+    }
+
+    /// A P without a thread: its queued tasks to the injector (and a worker told),
+    /// the P to the idle list.
+    fn park_idle_p(&self, mut core: Box<Core>) {
+        let mut tasks: Vec<Notified> = core.take_lifo(self).into_iter().collect();
+        while let Some(task) = core.run_queue.pop() {
+            tasks.push(task);
+        }
+        let any = !tasks.is_empty();
+        self.inject.push_batch(tasks.into_iter());
+        lock(&self.idle_ps).push(core);
+        if any {
+            self.notify_parked();
+        }
+    }
+
+    /// An M whose P was handed off, back from its stuck poll: takes an idle P and binds
+    /// itself to it, if one is waiting for a thread.
+    fn adopt_idle_p(&self, m: &Arc<MState>) -> Option<Box<Core>> {
+        let core = lock(&self.idle_ps).pop()?;
+        lock(&self.ms)[core.index] = m.clone();
+        Some(core)
+    }
+
+    /// The monitor, every tick: starts a thread for each idle P (after a failed
+    /// hand-off). Stops at the first failure; the next tick tries again.
+    pub(crate) fn restart_idle_ps(handle: &Handle) {
+        let shared = &handle.shared;
+        loop {
+            let Some(core) = lock(&shared.idle_ps).pop() else {
+                return;
+            };
+            if let Err((_, core)) = spawn_worker(handle, core) {
+                lock(&shared.idle_ps).push(core);
+                return;
+            }
+            shared.handoffs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Test hook: the next `n` worker-thread spawns fail as if the OS refused them.
+    pub(crate) fn fail_next_spawns(&self, n: usize) {
+        self.fail_spawns.store(n, Ordering::Release);
     }
 }
 
@@ -697,7 +811,7 @@ impl Handle {
             }
             // The P is in the slot while this thread polls a task or parks; it is
             // missing between polls or once it was handed off.
-            match worker.m.slot.borrow() {
+            match worker.slot.borrow() {
                 Some(mut core) => {
                     self.shared.schedule_local(&mut core, task, is_yield);
                     None

@@ -1,4 +1,6 @@
-//! Readiness of one registered I/O source, and the tasks waiting for it.
+//! Readiness of one registered I/O source, and every task waiting for it.
+//!
+//! # Readiness
 //!
 //! mio is edge-triggered: an event says "became ready", not "is ready". So each source
 //! keeps its readiness in an atomic word that the driver ORs new events into, and that
@@ -6,10 +8,34 @@
 //! against the word the operation saw, with a tick counter in the upper bits bumped by
 //! every event, so an event that arrives between the failed read and the clear is
 //! never lost.
+//!
+//! # Waiters
+//!
+//! Every method of the socket types takes `&self`, so several tasks may wait in the
+//! same direction of one socket: two accept loops on one listener, two `recv_from` on
+//! one `Arc<UdpSocket>`, a reader beside a `readable()` watcher. Each direction keeps
+//! - one *poll slot*, for the `poll_*` methods of `AsyncRead`/`AsyncWrite` (they have
+//!   nowhere to keep a registration: as with tokio's `poll_read_ready`, the last task
+//!   to poll in that direction is the one woken), and
+//! - a list of *keyed waiters*, one per pending async operation (`read`, `readable`,
+//!   `accept`, `recv_from`, ...). A [`Waiter`] lives in the operation's future; its key
+//!   finds its entry to update the waker, and its drop removes the entry, so a future
+//!   dropped before readiness (a `select!`, a `timeout`) leaves nothing behind.
+//!
+//! An event wakes every waiter of its direction (poll slot and list); those that lose
+//! the race for the data get `WouldBlock` and wait again. A keyed waiter that was
+//! woken is ready at its next poll even if another task consumed the readiness first
+//! (a reader's short read clears it): `readable()` beside a reader returns once the
+//! data came, instead of waiting for more. (A `poll_*` caller has no such memory: like
+//! tokio's, it may be woken and find nothing.) The first keyed waiter is
+//! stored inline: one waiter per direction, the common case, allocates nothing.
+//! Waking the list bumps the direction's `wakes` counter; a waiter that sees it moved
+//! since it registered knows its entry is gone, so dropping a completed operation takes
+//! no lock.
 
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
@@ -19,7 +45,7 @@ pub(crate) const WRITABLE: usize = 1 << 1;
 pub(crate) const READ_CLOSED: usize = 1 << 2;
 pub(crate) const WRITE_CLOSED: usize = 1 << 3;
 pub(crate) const ERROR: usize = 1 << 4;
-/// Bytes wait in the stash (see [`ScheduledIo::stash`]).
+/// Bytes wait in the stash (see [`ScheduledIo::take_stash`]).
 const STASHED: usize = 1 << 5;
 const READY_MASK: usize = 0xff;
 const TICK_ONE: usize = 1 << 8;
@@ -39,6 +65,13 @@ impl Direction {
             Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
         }
     }
+
+    fn index(self) -> usize {
+        match self {
+            Direction::Read => 0,
+            Direction::Write => 1,
+        }
+    }
 }
 
 /// What an operation saw when it found the source ready: pass it back to
@@ -49,10 +82,82 @@ pub(crate) struct ReadyEvent {
     direction: Direction,
 }
 
+/// The waiters of one direction (see the module docs).
+#[derive(Default)]
+struct WaitList {
+    poll: Option<Waker>,
+    first: Option<(u64, Waker)>,
+    more: Vec<(u64, Waker)>,
+}
+
+impl WaitList {
+    fn set_poll(&mut self, waker: &Waker) {
+        if !self.poll.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.poll = Some(waker.clone());
+        }
+    }
+
+    fn find(&mut self, id: u64) -> Option<&mut Waker> {
+        match &mut self.first {
+            Some((i, w)) if *i == id => Some(w),
+            _ => self.more.iter_mut().find(|(i, _)| *i == id).map(|(_, w)| w),
+        }
+    }
+
+    fn insert(&mut self, id: u64, waker: Waker) {
+        if self.first.is_none() {
+            self.first = Some((id, waker));
+        } else {
+            self.more.push((id, waker));
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if matches!(&self.first, Some((i, _)) if *i == id) {
+            self.first = self.more.pop();
+        } else if let Some(pos) = self.more.iter().position(|(i, _)| *i == id) {
+            self.more.swap_remove(pos);
+        }
+    }
+
+    fn has_keyed(&self) -> bool {
+        self.first.is_some()
+    }
+
+    /// Everyone, to wake after unlocking.
+    fn drain(&mut self) -> Drained {
+        Drained {
+            poll: self.poll.take(),
+            first: self.first.take().map(|(_, w)| w),
+            more: std::mem::take(&mut self.more),
+        }
+    }
+}
+
+/// Wakers taken out of a [`WaitList`] under the lock.
+#[derive(Default)]
+struct Drained {
+    poll: Option<Waker>,
+    first: Option<Waker>,
+    more: Vec<(u64, Waker)>,
+}
+
+impl Drained {
+    fn wake(self) {
+        for w in self.poll.into_iter().chain(self.first) {
+            w.wake();
+        }
+        for (_, w) in self.more {
+            w.wake();
+        }
+    }
+}
+
 #[derive(Default)]
 struct Waiters {
-    reader: Option<Waker>,
-    writer: Option<Waker>,
+    lists: [WaitList; 2],
+    /// Keys handed to [`Waiter`]s (0: not registered).
+    next_id: u64,
     /// Bytes an io_uring read received after its future was dropped: the next read
     /// returns them first, so no byte is lost (empty, unallocated, almost always).
     stash: Vec<u8>,
@@ -64,7 +169,36 @@ pub(crate) struct ScheduledIo {
     /// io_uring reads whose future was dropped before their completion: until they
     /// resolve, a new read waits (their bytes come first).
     orphan_reads: AtomicUsize,
+    /// Per direction: times its keyed waiters were drained (written under the lock).
+    wakes: [AtomicU32; 2],
     waiters: Mutex<Waiters>,
+}
+
+/// A pending async operation's place among a direction's waiters. Made by
+/// [`ScheduledIo::waiter`], kept in the operation's future, passed to every poll; its
+/// drop removes the entry if it is still listed.
+pub(crate) struct Waiter<'a> {
+    io: &'a ScheduledIo,
+    direction: Direction,
+    /// 0 until registered.
+    id: u64,
+    /// The direction's `wakes` count when it registered.
+    epoch: u32,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if self.id == 0 {
+            return;
+        }
+        let wakes = &self.io.wakes[self.direction.index()];
+        // Acquire: pairs with the Release increment that follows a drain, so a moved
+        // count proves the entry is gone.
+        if wakes.load(Ordering::Acquire) != self.epoch {
+            return;
+        }
+        self.io.lock().lists[self.direction.index()].remove(self.id);
+    }
 }
 
 impl ScheduledIo {
@@ -74,12 +208,23 @@ impl ScheduledIo {
         ScheduledIo {
             readiness: AtomicUsize::new(bits),
             orphan_reads: AtomicUsize::new(0),
+            wakes: [AtomicU32::new(0), AtomicU32::new(0)],
             waiters: Mutex::new(Waiters::default()),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiters> {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A waiter for one async operation in `direction` (registers nothing yet).
+    pub(crate) fn waiter(&self, direction: Direction) -> Waiter<'_> {
+        Waiter {
+            io: self,
+            direction,
+            id: 0,
+            epoch: 0,
+        }
     }
 
     /// The driver saw an event: record it and wake whoever waits for it.
@@ -89,22 +234,23 @@ impl ScheduledIo {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
                 Some(((w & !READY_MASK).wrapping_add(TICK_ONE)) | (w & READY_MASK) | bits)
             });
-        let (mut reader, mut writer) = (None, None);
+        let mut woken = [Drained::default(), Drained::default()];
         {
             let mut waiters = self.lock();
-            if bits & Direction::Read.mask() != 0 {
-                reader = waiters.reader.take();
-            }
-            if bits & Direction::Write.mask() != 0 {
-                writer = waiters.writer.take();
+            for d in [Direction::Read, Direction::Write] {
+                if bits & d.mask() == 0 {
+                    continue;
+                }
+                let list = &mut waiters.lists[d.index()];
+                if list.has_keyed() {
+                    self.wakes[d.index()].fetch_add(1, Ordering::Release);
+                }
+                woken[d.index()] = list.drain();
             }
         }
-        // Woken after unlocking: a waker may run the task inline.
-        if let Some(w) = reader {
-            w.wake();
-        }
-        if let Some(w) = writer {
-            w.wake();
+        // Woken after unlocking: a waker may run code that comes back here.
+        for d in woken {
+            d.wake();
         }
     }
 
@@ -114,30 +260,64 @@ impl ScheduledIo {
         (word & direction.mask() != 0).then_some(ReadyEvent { word, direction })
     }
 
-    /// Ready for `direction`? Otherwise registers `cx`'s waker.
+    /// Ready for `direction`? Otherwise registers `cx`'s waker: in `waiter`'s entry,
+    /// or in the direction's poll slot when there is no `waiter` (the `poll_*` traits).
     pub(crate) fn poll_ready(
         &self,
         direction: Direction,
         cx: &mut Context<'_>,
+        waiter: Option<&mut Waiter<'_>>,
     ) -> Poll<ReadyEvent> {
         let word = self.readiness.load(Ordering::Acquire);
         if word & direction.mask() != 0 {
             return Poll::Ready(ReadyEvent { word, direction });
         }
-        let mut waiters = self.lock();
-        let slot = match direction {
-            Direction::Read => &mut waiters.reader,
-            Direction::Write => &mut waiters.writer,
-        };
-        if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *slot = Some(cx.waker().clone());
+        if let Some(w) = waiter.as_deref() {
+            // Acquire: as in `Waiter::drop`. Woken since it registered: its event came.
+            if w.id != 0 && self.wakes[direction.index()].load(Ordering::Acquire) != w.epoch {
+                let w = waiter.expect("checked");
+                w.id = 0;
+                return Poll::Ready(ReadyEvent { word, direction });
+            }
         }
+        let mut waiters = self.lock();
+        self.register(&mut waiters, direction, cx, waiter);
         // Re-check under the lock: an event may have landed before the waker did.
         let word = self.readiness.load(Ordering::Acquire);
         if word & direction.mask() != 0 {
             return Poll::Ready(ReadyEvent { word, direction });
         }
         Poll::Pending
+    }
+
+    /// Puts `cx`'s waker among `direction`'s waiters (caller holds the lock).
+    fn register(
+        &self,
+        waiters: &mut Waiters,
+        direction: Direction,
+        cx: &mut Context<'_>,
+        waiter: Option<&mut Waiter<'_>>,
+    ) {
+        let Some(w) = waiter else {
+            waiters.lists[direction.index()].set_poll(cx.waker());
+            return;
+        };
+        debug_assert_eq!(w.direction, direction);
+        // Relaxed: the count only changes under the lock we hold.
+        let epoch = self.wakes[direction.index()].load(Ordering::Relaxed);
+        let list = &mut waiters.lists[direction.index()];
+        if w.id != 0 && w.epoch == epoch {
+            if let Some(existing) = list.find(w.id) {
+                if !existing.will_wake(cx.waker()) {
+                    *existing = cx.waker().clone();
+                }
+                return;
+            }
+        }
+        waiters.next_id += 1;
+        w.id = waiters.next_id;
+        w.epoch = epoch;
+        waiters.lists[direction.index()].insert(w.id, cx.waker().clone());
     }
 
     /// The operation got `WouldBlock`: clear what it saw, unless a newer event came.
@@ -163,7 +343,7 @@ impl ScheduledIo {
         self.orphan_reads.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// That read completed: keeps `bytes` for the next read, and wakes a reader
+    /// That read completed: keeps `bytes` for the next read, and wakes the readers
     /// waiting for it to resolve.
     pub(crate) fn orphan_read_done(&self, bytes: &[u8]) {
         if !bytes.is_empty() {
@@ -184,18 +364,17 @@ impl ScheduledIo {
     }
 
     /// Ready once no orphaned read is in flight (their bytes must be read first).
-    pub(crate) fn poll_orphans(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Registers like [`poll_ready`](Self::poll_ready) in the read direction.
+    pub(crate) fn poll_orphans(
+        &self,
+        cx: &mut Context<'_>,
+        waiter: Option<&mut Waiter<'_>>,
+    ) -> Poll<()> {
         if self.orphan_reads.load(Ordering::Acquire) == 0 {
             return Poll::Ready(());
         }
         let mut waiters = self.lock();
-        if !waiters
-            .reader
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            waiters.reader = Some(cx.waker().clone());
-        }
+        self.register(&mut waiters, Direction::Read, cx, waiter);
         if self.orphan_reads.load(Ordering::Acquire) == 0 {
             return Poll::Ready(());
         }
@@ -227,5 +406,117 @@ impl ScheduledIo {
     /// Wakes every waiter (deregistration, shutdown).
     pub(crate) fn wake_all(&self) {
         self.set_ready(READABLE | WRITABLE | ERROR);
+    }
+
+    /// Waiters currently registered in `direction` (tests).
+    #[cfg(test)]
+    fn num_waiters(&self, direction: Direction) -> usize {
+        let w = self.lock();
+        let l = &w.lists[direction.index()];
+        usize::from(l.poll.is_some()) + usize::from(l.first.is_some()) + l.more.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    #[test]
+    fn net_every_waiter_of_a_direction_is_woken() {
+        let io = ScheduledIo::with_ready(0);
+        let wakers: Vec<_> = (0..3).map(|_| counter()).collect();
+        let mut ws: Vec<_> = (0..3).map(|_| io.waiter(Direction::Read)).collect();
+        for ((_, waker), w) in wakers.iter().zip(&mut ws) {
+            let mut cx = Context::from_waker(waker);
+            assert!(io
+                .poll_ready(Direction::Read, &mut cx, Some(w))
+                .is_pending());
+        }
+        // A poll-style reader as well, and a writer that must not be woken.
+        let (poller, pw) = counter();
+        let (writer, ww) = counter();
+        assert!(io
+            .poll_ready(Direction::Read, &mut Context::from_waker(&pw), None)
+            .is_pending());
+        let mut wwaiter = io.waiter(Direction::Write);
+        assert!(io
+            .poll_ready(
+                Direction::Write,
+                &mut Context::from_waker(&ww),
+                Some(&mut wwaiter)
+            )
+            .is_pending());
+        assert_eq!(io.num_waiters(Direction::Read), 4);
+        io.set_ready(READABLE);
+        for (c, _) in &wakers {
+            assert_eq!(c.0.load(Ordering::SeqCst), 1);
+        }
+        assert_eq!(poller.0.load(Ordering::SeqCst), 1);
+        assert_eq!(writer.0.load(Ordering::SeqCst), 0);
+        assert_eq!(io.num_waiters(Direction::Read), 0);
+        assert_eq!(io.num_waiters(Direction::Write), 1);
+        drop(ws);
+        drop(wwaiter);
+        assert_eq!(io.num_waiters(Direction::Write), 0);
+    }
+
+    /// Another task consumed the readiness between the wake-up and this waiter's
+    /// poll: the waiter still completes (its event came), once.
+    #[test]
+    fn net_woken_waiter_is_ready_even_after_another_consumed_the_event() {
+        let io = ScheduledIo::with_ready(0);
+        let (_c, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let mut w = io.waiter(Direction::Read);
+        assert!(io
+            .poll_ready(Direction::Read, &mut cx, Some(&mut w))
+            .is_pending());
+        io.set_ready(READABLE);
+        let seen = io.ready_now(Direction::Read).unwrap();
+        io.clear(seen); // the other task's short read
+        assert!(io
+            .poll_ready(Direction::Read, &mut cx, Some(&mut w))
+            .is_ready());
+        // Having used its wake-up, it waits for the next event.
+        assert!(io
+            .poll_ready(Direction::Read, &mut cx, Some(&mut w))
+            .is_pending());
+    }
+
+    #[test]
+    fn net_dropped_waiter_leaves_no_entry_and_repolling_does_not_duplicate() {
+        let io = ScheduledIo::with_ready(0);
+        let (_c, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let mut keep = io.waiter(Direction::Read);
+        for _ in 0..5 {
+            assert!(io
+                .poll_ready(Direction::Read, &mut cx, Some(&mut keep))
+                .is_pending());
+        }
+        for _ in 0..10 {
+            let mut w = io.waiter(Direction::Read);
+            assert!(io
+                .poll_ready(Direction::Read, &mut cx, Some(&mut w))
+                .is_pending());
+        }
+        assert_eq!(io.num_waiters(Direction::Read), 1);
+        drop(keep);
+        assert_eq!(io.num_waiters(Direction::Read), 0);
     }
 }

@@ -1,21 +1,28 @@
-//! The reactor: one epoll instance (through mio) or one io_uring ring (`uring/`)
-//! shared by every worker, as Go's netpoller is, plus the runtime's timers.
+//! The reactor: one epoll instance (`epoll.rs`, through mio) or one io_uring ring
+//! (`uring/`) shared by every worker, as Go's netpoller is, plus the runtime's timers
+//! (`timers.rs`). It plugs into the executor as its
+//! [`Reactor`](gort_executor::reactor::Reactor).
 //!
 //! # Why one shared driver (the choice DESIGN.md asks for)
 //!
 //! Work stealing moves tasks between workers, so readiness must be noticed whichever
-//! worker is busy. With one shared epoll, a worker about to sleep *try-locks* the
-//! driver: the winner blocks in `epoll_wait` (with the next timer as its timeout), the
-//! others sleep on a condition variable. When the driver's holder wakes up to run
-//! tasks, it hands the driver over by waking one condition-variable sleeper, so that
-//! whenever some worker sleeps, one of them is watching the sockets and timers — also
-//! while another worker runs a CPU-heavy task (`net_readiness_noticed_while_other_worker_busy`).
-//! Busy workers also poll it without blocking every 61 scheduler ticks. This is tokio's
-//! arrangement too. The io_uring backend shares one ring the same way: per-worker rings
-//! with `SINGLE_ISSUER | DEFER_TASKRUN` (the fastest flags for a single-threaded loop)
-//! would tie every completion to one thread, which breaks when the monitor hands a
-//! stuck worker's P to another thread and when a stolen task's I/O completes on a
-//! busy worker's ring; `uring/mod.rs` says what the shared ring does instead.
+//! worker is busy. With one shared driver, a worker about to sleep tries to *hold* it
+//! (a try-lock on the backend's waiting side): the holder blocks in `epoll_wait` or
+//! `io_uring_enter` (with the next timer as its timeout), the others sleep on their
+//! condition variables. When the holder wakes up to run tasks, it hands the driver over
+//! by waking one condition-variable sleeper, so that whenever some worker sleeps, one
+//! of them is watching the sockets and timers, also while another worker runs a
+//! CPU-heavy task (`net_readiness_noticed_while_other_worker_busy`). Busy workers poll
+//! it without blocking every 61 scheduler ticks. This is tokio's arrangement too. When
+//! no worker sleeps and none has looked for `REACTOR_UNWATCHED` (every worker stuck in
+//! a long poll), the runtime's monitor turns the driver itself ([`Driver::poll_now`]);
+//! the tasks that wakes go to the injector and a stuck P is handed off to run them.
+//!
+//! The io_uring backend shares one ring the same way: per-worker rings with
+//! `SINGLE_ISSUER | DEFER_TASKRUN` (the fastest flags for a single-threaded loop) would
+//! tie every completion to one thread, which breaks when the monitor hands a stuck
+//! worker's P to another thread and when a stolen task's I/O completes on a busy
+//! worker's ring; `uring/mod.rs` says what the shared ring does instead.
 //!
 //! # Which backend (measured; `cargo bench --bench echo`, README)
 //!
@@ -27,92 +34,104 @@
 //! code uses, io_uring gains nothing and can delay a completion owed to a computing
 //! thread by a timer tick, so it is opt-in.
 //!
-//! # Timers
+//! # Sources
 //!
-//! One ordered map of `(deadline, sequence) → waker` under a mutex: O(log n) insert and
-//! cancel (a dropped `Sleep` removes its entry), and the earliest deadline is the
-//! driver's `epoll_wait` timeout. Inserting a deadline earlier than the one the holder
-//! sleeps towards wakes it.
+//! A registered socket is a slot in the driver's slab, with the generation it was
+//! registered with. Every epoll token and io_uring `user_data` carries both
+//! (`token.rs`), and an event is dispatched only to the slot's current occupant, so a
+//! socket that takes a freed slot never sees its predecessor's late events.
 
+mod epoll;
 mod io;
 mod park;
+mod timers;
+pub(crate) mod token;
 pub(crate) mod uring;
 
-pub(crate) use io::{Direction, ScheduledIo};
+pub(crate) use io::{Direction, ScheduledIo, Waiter};
 pub(crate) use park::DriverPark;
+pub(crate) use timers::{far_future, TimerKey};
 
-use std::collections::BTreeMap;
 use std::io as stdio;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::Interest;
 use slab::Slab;
 
 use crate::DriverKind;
-
-/// Token of the driver's own waker (never a slab key: slab keys are offset by one).
-const WAKER_TOKEN: Token = Token(0);
-/// Events taken per `epoll_wait`: enough to drain a busy server's burst in one call.
-const EVENTS_PER_TURN: usize = 1024;
+use timers::Timers;
+use token::{Generations, Kind, Token};
 
 /// The reactor shared by every worker of one runtime. Attached to the runtime with
-/// `Builder::extension`, found from any of its threads by [`Driver::current`].
+/// `Builder::reactor`, found from any of its threads by [`Driver::current`].
 pub struct Driver {
     backend: Backend,
-    /// The waiting side (epoll instance or completion queue); held by the one worker
-    /// blocked in it.
-    poll: Mutex<PollState>,
-    sources: Mutex<Slab<Source>>,
-    timers: Mutex<Timers>,
+    sources: Mutex<Sources>,
+    timers: Timers,
     /// Workers sleeping on their condition variable (candidates to take the driver).
     sleepers: Mutex<Vec<Arc<park::ParkState>>>,
+    /// Turns so far, by any thread (written by the holder only; the monitor reads it).
+    turns: AtomicU64,
+    /// This driver, for the parkers it makes.
+    me: Weak<Driver>,
 }
 
+/// The backend, with its own waiting side: an epoll instance, or a ring.
 enum Backend {
-    Epoll {
-        registry: Registry,
-        waker: mio::Waker,
-    },
+    Epoll(epoll::Epoll),
     Uring(Box<uring::Uring>),
 }
 
-enum PollState {
-    Epoll {
-        poll: Poll,
-        events: Events,
-    },
-    /// Completions taken from the queue, dispatched after releasing it.
-    Uring {
-        cqes: Vec<(u64, i32, u32)>,
-    },
+/// The right to wait in the backend, held by one thread at a time (the try-lock of
+/// the module docs). Each variant holds its own backend's waiting side (and the ring,
+/// which io_uring's needs), so no pairing of one backend's state with the other's can
+/// be written.
+pub(crate) enum Holder<'a> {
+    Epoll(MutexGuard<'a, epoll::Waiting>),
+    Uring(&'a uring::Uring, MutexGuard<'a, Vec<(u64, i32, u32)>>),
 }
 
 /// A registered socket.
-struct Source {
-    io: Arc<ScheduledIo>,
+pub(crate) struct Source {
+    pub(crate) io: Arc<ScheduledIo>,
+    generation: u32,
     /// io_uring: the fd its polls watch.
     fd: RawFd,
     /// io_uring: the multishot read poll / the one-shot write poll is in flight.
-    read_armed: bool,
-    write_armed: bool,
+    pub(crate) read_armed: bool,
+    pub(crate) write_armed: bool,
     /// io_uring: deregistered; the slot is freed when no poll is in flight any more
-    /// (so a late completion never reaches a new socket in the same slot).
-    removing: bool,
+    /// (a poll holds a reference to the file).
+    pub(crate) removing: bool,
 }
 
+/// The registered sources, by slab key; each knows its generation.
 #[derive(Default)]
-pub(crate) struct Timers {
-    map: BTreeMap<(Instant, u64), Waker>,
-    next_seq: u64,
-    /// The deadline the driver's holder sleeps towards, if it sleeps in the driver.
-    waiting_until: Option<Instant>,
+pub(crate) struct Sources {
+    slab: Slab<Source>,
+    generations: Generations,
 }
 
-/// A registered timer: its key in the map.
-pub(crate) type TimerKey = (Instant, u64);
+impl Sources {
+    /// The source `token` was made for, if it still occupies its slot.
+    pub(crate) fn get_mut(&mut self, token: Token) -> Option<&mut Source> {
+        let s = self.slab.get_mut(token.key())?;
+        (s.generation == token.generation()).then_some(s)
+    }
+
+    pub(crate) fn remove(&mut self, token: Token) -> Option<Source> {
+        self.get_mut(token)?;
+        Some(self.slab.remove(token.key()))
+    }
+
+    fn len(&self) -> usize {
+        self.slab.len()
+    }
+}
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -126,6 +145,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `None` when another thread holds `m`; a poisoned lock is taken anyway (the state
+/// behind the holder locks is valid between statements).
+fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 impl Driver {
     /// A new driver on the backend `kind` names; epoll by default (see the crate
     /// docs for why io_uring is opt-in today).
@@ -136,37 +165,23 @@ impl Driver {
     /// features and opcodes names what is missing).
     pub fn new(kind: Option<DriverKind>) -> stdio::Result<Arc<Driver>> {
         let backend = match kind {
-            Some(DriverKind::Uring) => Some(Box::new(uring::Uring::new()?)),
-            Some(DriverKind::Epoll) | None => None,
+            Some(DriverKind::Uring) => Backend::Uring(Box::new(uring::Uring::new()?)),
+            Some(DriverKind::Epoll) | None => Backend::Epoll(epoll::Epoll::new()?),
         };
-        let (backend, state) = match backend {
-            Some(u) => (Backend::Uring(u), PollState::Uring { cqes: Vec::new() }),
-            None => {
-                let poll = Poll::new()?;
-                let registry = poll.registry().try_clone()?;
-                let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
-                (
-                    Backend::Epoll { registry, waker },
-                    PollState::Epoll {
-                        poll,
-                        events: Events::with_capacity(EVENTS_PER_TURN),
-                    },
-                )
-            }
-        };
-        Ok(Arc::new(Driver {
+        Ok(Arc::new_cyclic(|me| Driver {
             backend,
-            poll: Mutex::new(state),
-            sources: Mutex::new(Slab::new()),
-            timers: Mutex::new(Timers::default()),
+            sources: Mutex::new(Sources::default()),
+            timers: Timers::default(),
             sleepers: Mutex::new(Vec::new()),
+            turns: AtomicU64::new(0),
+            me: me.clone(),
         }))
     }
 
     /// Which backend this driver runs.
     pub fn kind(&self) -> DriverKind {
         match self.backend {
-            Backend::Epoll { .. } => DriverKind::Epoll,
+            Backend::Epoll(_) => DriverKind::Epoll,
             Backend::Uring(_) => DriverKind::Uring,
         }
     }
@@ -174,7 +189,7 @@ impl Driver {
     pub(crate) fn uring(&self) -> Option<&uring::Uring> {
         match &self.backend {
             Backend::Uring(u) => Some(u),
-            Backend::Epoll { .. } => None,
+            Backend::Epoll(_) => None,
         }
     }
 
@@ -185,7 +200,7 @@ impl Driver {
     /// was built without the reactor.
     pub fn current() -> stdio::Result<Arc<Driver>> {
         gort_executor::Handle::try_current()
-            .and_then(|h| h.extension::<Arc<Driver>>().cloned())
+            .and_then(|h| h.reactor::<Driver>())
             .ok_or_else(|| {
                 stdio::Error::other(
                     "gort: no I/O driver on this thread: use it inside a runtime started with \
@@ -194,49 +209,64 @@ impl Driver {
             })
     }
 
-    /// Registers `source` for `interest`; the returned `ScheduledIo` tracks its readiness.
+    /// Registers `source` for `interest`; the returned token and `ScheduledIo` track
+    /// its readiness.
     ///
     /// On io_uring nothing is submitted yet: the source starts out *assumed* readable
     /// (and writable unless `connecting`), the first operation tries the syscall, and
     /// only one that gets `WouldBlock` arms a poll ([`Driver::arm`]). A connection used
     /// only through native operations (`read_owned`) never has a poll at all.
+    ///
+    /// # Errors
+    /// What epoll says; `Other` past half a billion registered sources.
     pub(crate) fn register(
         &self,
         source: &mut (impl mio::event::Source + AsRawFd),
         interest: Interest,
         connecting: bool,
-    ) -> stdio::Result<(usize, Arc<ScheduledIo>)> {
+    ) -> stdio::Result<(Token, Arc<ScheduledIo>)> {
         let fd = source.as_raw_fd();
         let initial = match &self.backend {
-            Backend::Epoll { .. } => 0,
+            Backend::Epoll(_) => 0,
             Backend::Uring(_) if connecting => io::READABLE,
             Backend::Uring(_) => io::READABLE | io::WRITABLE,
         };
         let io = Arc::new(ScheduledIo::with_ready(initial));
-        let key = lock(&self.sources).insert(Source {
-            io: io.clone(),
-            fd,
-            read_armed: false,
-            write_armed: false,
-            removing: false,
-        });
-        if let Backend::Epoll { registry, .. } = &self.backend {
-            if let Err(e) = registry.register(source, Token(key + 1), interest) {
-                lock(&self.sources).remove(key);
-                return Err(e);
+        let token = {
+            let mut sources = lock(&self.sources);
+            let generation = sources.generations.next();
+            let entry = sources.slab.vacant_entry();
+            if entry.key() > token::MAX_KEY {
+                return Err(stdio::Error::other("gort: too many registered I/O sources"));
+            }
+            let token = Token::new(Kind::Source, entry.key(), generation);
+            entry.insert(Source {
+                io: io.clone(),
+                generation,
+                fd,
+                read_armed: false,
+                write_armed: false,
+                removing: false,
+            });
+            token
+        };
+        if let Backend::Epoll(e) = &self.backend {
+            if let Err(err) = e.register(source, token, interest) {
+                lock(&self.sources).remove(token);
+                return Err(err);
             }
         }
-        Ok((key, io))
+        Ok((token, io))
     }
 
-    /// io_uring: a task waits for `direction` on source `key`; make sure a poll
+    /// io_uring: a task waits for `direction` on source `token`; make sure a poll
     /// watches it (nothing on epoll, where registration watches both).
-    pub(crate) fn arm(&self, key: usize, direction: Direction) {
+    pub(crate) fn arm(&self, token: Token, direction: Direction) {
         let Backend::Uring(u) = &self.backend else {
             return;
         };
         let mut sources = lock(&self.sources);
-        let Some(s) = sources.get_mut(key) else {
+        let Some(s) = sources.get_mut(token) else {
             return;
         };
         let write = direction == Direction::Write;
@@ -250,35 +280,34 @@ impl Driver {
         }
         *armed = true;
         // Queued under the sources lock, so it precedes any removal of this poll.
-        u.queue(&uring::poll_entry(s.fd, key, write));
+        u.queue(&uring::poll_entry(s.fd, token, write));
     }
 
-    pub(crate) fn deregister(&self, key: usize, source: &mut impl mio::event::Source) {
+    pub(crate) fn deregister(&self, token: Token, source: &mut impl mio::event::Source) {
         match &self.backend {
-            Backend::Epoll { registry, .. } => {
-                // The fd is closed right after; a failure here changes nothing.
-                let _ = registry.deregister(source);
-                if let Some(s) = lock(&self.sources).try_remove(key) {
+            Backend::Epoll(e) => {
+                e.deregister(source);
+                if let Some(s) = lock(&self.sources).remove(token) {
                     s.io.wake_all();
                 }
             }
             Backend::Uring(u) => {
                 let (io, pushed) = {
                     let mut sources = lock(&self.sources);
-                    let Some(s) = sources.get_mut(key) else {
+                    let Some(s) = sources.get_mut(token) else {
                         return;
                     };
                     let io = s.io.clone();
                     if !s.read_armed && !s.write_armed {
-                        sources.remove(key);
+                        sources.remove(token);
                         (io, false)
                     } else {
                         s.removing = true;
                         if s.read_armed {
-                            u.push(&uring::poll_remove_entry(key, false));
+                            u.push(&uring::poll_remove_entry(token, false));
                         }
                         if s.write_armed {
-                            u.push(&uring::poll_remove_entry(key, true));
+                            u.push(&uring::poll_remove_entry(token, true));
                         }
                         (io, true)
                     }
@@ -308,49 +337,49 @@ impl Driver {
         }
     }
 
+    /// The right to wait in the backend, unless another thread has it.
+    pub(crate) fn try_hold(&self) -> Option<Holder<'_>> {
+        match &self.backend {
+            Backend::Epoll(e) => try_lock(&e.waiting).map(Holder::Epoll),
+            Backend::Uring(u) => try_lock(&u.reaped).map(|g| Holder::Uring(u, g)),
+        }
+    }
+
     /// One turn: wait for events up to `timeout` (capped by the next timer), dispatch
-    /// them, fire due timers. The caller holds the poll lock.
-    fn turn(&self, state: &mut PollState, timeout: Option<Duration>) {
+    /// them, fire due timers.
+    pub(crate) fn turn(&self, holder: &mut Holder<'_>, timeout: Option<Duration>) {
+        // Only the holder writes the counter: a load and a store.
+        let turns = self.turns.load(Ordering::Relaxed);
+        self.turns.store(turns.wrapping_add(1), Ordering::Relaxed);
         if timeout == Some(Duration::ZERO) {
-            // A busy worker's look (every 61 ticks): no timer bookkeeping around the
-            // call, nobody to wake early.
-            self.wait(state, timeout);
-            self.fire_timers();
+            // A look without waiting (a busy worker every 61 ticks, the monitor): no
+            // timer bookkeeping around the call, nobody to wake early.
+            self.wait(holder, timeout);
+            self.timers.fire();
             return;
         }
-        let now = Instant::now();
-        let timeout = {
-            let mut timers = lock(&self.timers);
-            let until_timer = timers
-                .map
-                .keys()
-                .next()
-                .map(|(d, _)| d.saturating_duration_since(now));
-            let t = match (timeout, until_timer) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            timers.waiting_until = match t {
-                Some(d) if d.is_zero() => None,
-                Some(d) => Some(now + d),
-                None => Some(now + Duration::from_secs(u32::MAX as u64)),
-            };
-            t
-        };
-        self.wait(state, timeout);
-        lock(&self.timers).waiting_until = None;
-        self.fire_timers();
+        let timeout = self.timers.before_wait(timeout);
+        self.wait(holder, timeout);
+        self.timers.after_wait();
+        self.timers.fire();
     }
 
     /// Waits in the backend and dispatches what it reports.
-    fn wait(&self, state: &mut PollState, timeout: Option<Duration>) {
-        match (state, &self.backend) {
-            (PollState::Epoll { poll, events }, _) => {
-                // EINTR and friends: treat as a spurious wake-up; the caller loops.
-                let _ = poll.poll(events, timeout);
-                self.dispatch_epoll(events);
+    fn wait(&self, holder: &mut Holder<'_>, timeout: Option<Duration>) {
+        match holder {
+            Holder::Epoll(w) => {
+                epoll::Epoll::wait(w, timeout);
+                if epoll::Epoll::was_empty(w) {
+                    return;
+                }
+                let mut sources = lock(&self.sources);
+                epoll::Epoll::for_each_event(w, |token, bits| {
+                    if let Some(s) = sources.get_mut(token) {
+                        s.io.set_ready(bits);
+                    }
+                });
             }
-            (PollState::Uring { cqes }, Backend::Uring(u)) => {
+            Holder::Uring(u, cqes) => {
                 if timeout == Some(Duration::ZERO) && !u.has_unsubmitted() && !u.taskrun_pending() {
                     // Nothing to submit: reading the completion queue needs no syscall.
                 } else {
@@ -361,126 +390,51 @@ impl Driver {
                     if cqes.is_empty() {
                         break;
                     }
-                    self.dispatch_uring(u, cqes);
+                    for (user_data, res, flags) in cqes.drain(..) {
+                        let token = Token(user_data);
+                        match token.kind() {
+                            Some(Kind::Source | Kind::WritePoll) => {
+                                uring::dispatch_poll(&mut lock(&self.sources), token, res, flags);
+                            }
+                            _ => u.complete(token, res),
+                        }
+                    }
                 }
-            }
-            (PollState::Uring { .. }, Backend::Epoll { .. }) => unreachable!(),
-        }
-    }
-
-    /// Records the events of the last `epoll_wait` and wakes their waiters.
-    fn dispatch_epoll(&self, events: &Events) {
-        if events.is_empty() {
-            return;
-        }
-        {
-            let sources = lock(&self.sources);
-            for event in events.iter() {
-                if event.token() == WAKER_TOKEN {
-                    continue;
-                }
-                let Some(s) = sources.get(event.token().0 - 1) else {
-                    continue;
-                };
-                let mut bits = 0;
-                if event.is_readable() {
-                    bits |= io::READABLE;
-                }
-                if event.is_writable() {
-                    bits |= io::WRITABLE;
-                }
-                if event.is_read_closed() {
-                    bits |= io::READ_CLOSED;
-                }
-                if event.is_write_closed() {
-                    bits |= io::WRITE_CLOSED;
-                }
-                if event.is_error() {
-                    bits |= io::ERROR;
-                }
-                s.io.set_ready(bits);
             }
         }
     }
 
-    /// Handles reaped io_uring completions (and empties `cqes`).
-    fn dispatch_uring(&self, u: &uring::Uring, cqes: &mut Vec<(u64, i32, u32)>) {
-        for (user_data, res, flags) in cqes.drain(..) {
-            if user_data & 3 != uring::TAG_POLL {
-                u.complete(user_data, res);
-                continue;
-            }
-            let key = (user_data >> 3) as usize;
-            let write = user_data & uring::POLL_WRITE != 0;
-            let last = uring::is_last(flags);
-            let mut sources = lock(&self.sources);
-            let Some(s) = sources.get_mut(key) else {
-                continue;
-            };
-            if last {
-                if write {
-                    s.write_armed = false;
-                } else {
-                    s.read_armed = false;
-                }
-            }
-            if s.removing {
-                if !s.read_armed && !s.write_armed {
-                    sources.remove(key);
-                }
-                continue;
-            }
-            let bits = if res >= 0 {
-                uring::ready_bits(res as u32)
-            } else {
-                0
-            };
-            // A poll that ended without a readiness bit (an error, or a multishot poll
-            // ended by a completion queue overflow): let the waiters try again, which
-            // re-arms it if they still need to wait.
-            let retry = if last && bits == 0 {
-                if write {
-                    io::WRITABLE
-                } else {
-                    io::READABLE
-                }
-            } else {
-                0
-            };
-            s.io.set_ready(bits | retry);
+    /// The holder left: wake a condition-variable sleeper to take the driver, so it
+    /// stays watched while anyone sleeps.
+    pub(crate) fn hand_to_sleeper(&self) {
+        let next = lock(&self.sleepers).pop();
+        if let Some(next) = next {
+            gort_executor::park::Unpark::unpark(&*next);
         }
+    }
+
+    /// Turns the driver once without blocking, unless another thread holds it. True
+    /// when it turned. What it wakes is scheduled from the calling thread (the
+    /// monitor: the injector).
+    pub(crate) fn poll_now(&self) -> bool {
+        let Some(mut holder) = self.try_hold() else {
+            return false;
+        };
+        self.turn(&mut holder, Some(Duration::ZERO));
+        drop(holder);
+        // A worker may have found the driver held and gone to sleep meanwhile.
+        self.hand_to_sleeper();
+        true
     }
 
     /// Wakes every timer whose deadline has passed.
     pub(crate) fn fire_timers(&self) {
-        let due: Vec<Waker> = {
-            let mut timers = lock(&self.timers);
-            if timers.map.is_empty() {
-                return;
-            }
-            let now = Instant::now();
-            let mut due = Vec::new();
-            while let Some(entry) = timers.map.first_entry() {
-                if entry.key().0 > now {
-                    break;
-                }
-                due.push(entry.remove());
-            }
-            due
-        };
-        for w in due {
-            w.wake();
-        }
+        self.timers.fire();
     }
 
     /// Adds a timer; wakes the driver's holder if it sleeps past this deadline.
     pub(crate) fn add_timer(&self, deadline: Instant, waker: Waker) -> TimerKey {
-        let mut timers = lock(&self.timers);
-        let key = (deadline, timers.next_seq);
-        timers.next_seq += 1;
-        timers.map.insert(key, waker);
-        let wake = timers.waiting_until.is_some_and(|w| deadline < w);
-        drop(timers);
+        let (key, wake) = self.timers.add(deadline, waker);
         if wake {
             self.wake();
         }
@@ -489,34 +443,91 @@ impl Driver {
 
     /// Replaces a pending timer's waker; false when it already fired.
     pub(crate) fn update_timer(&self, key: TimerKey, waker: &Waker) -> bool {
-        let mut timers = lock(&self.timers);
-        match timers.map.get_mut(&key) {
-            Some(w) => {
-                if !w.will_wake(waker) {
-                    *w = waker.clone();
-                }
-                true
-            }
-            None => false,
-        }
+        self.timers.update(key, waker)
     }
 
     pub(crate) fn cancel_timer(&self, key: TimerKey) {
-        let removed = lock(&self.timers).map.remove(&key);
-        drop(removed);
+        self.timers.cancel(key);
     }
 
     /// Pending timers.
     pub fn num_timers(&self) -> usize {
-        lock(&self.timers).map.len()
+        self.timers.len()
     }
 
+    /// Ends the holder's wait from another thread.
     fn wake(&self) {
         match &self.backend {
-            Backend::Epoll { waker, .. } => {
-                let _ = waker.wake();
-            }
+            Backend::Epoll(e) => e.wake(),
             Backend::Uring(u) => u.wake(),
         }
+    }
+
+    /// Test hook: an event for `token` as the backend would report it.
+    #[cfg(test)]
+    fn inject_event(&self, token: Token, bits: usize) {
+        if let Some(s) = lock(&self.sources).get_mut(token) {
+            s.io.set_ready(bits);
+        }
+    }
+}
+
+impl gort_executor::reactor::Reactor for Driver {
+    fn parker(&self, _index: usize) -> stdio::Result<Box<dyn gort_executor::park::Park>> {
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| stdio::Error::other("gort: the driver is gone"))?;
+        Ok(Box::new(DriverPark::new(me)))
+    }
+
+    fn turns(&self) -> u64 {
+        self.turns.load(Ordering::Relaxed)
+    }
+
+    fn poll_now(&self) -> bool {
+        Driver::poll_now(self)
+    }
+
+    fn flush_stale(&self) {
+        if let Some(u) = self.uring() {
+            u.flush_stale();
+        }
+    }
+
+    fn may_wake(&self) -> bool {
+        self.num_timers() > 0 || self.num_sources() > 0
+    }
+
+    fn trace(&self) -> String {
+        format!("timers={} io={}", self.num_timers(), self.num_sources())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket that takes a freed slot never sees an event meant for the socket that
+    /// held the slot before (an `epoll_wait` batch still being dispatched when the
+    /// first was deregistered).
+    #[test]
+    fn net_stale_event_never_reaches_the_next_source_in_a_slot() {
+        let driver = Driver::new(Some(DriverKind::Epoll)).unwrap();
+        let mut a = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let (ta, _) = driver.register(&mut a, Interest::READABLE, false).unwrap();
+        driver.deregister(ta, &mut a);
+        let mut b = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let (tb, io_b) = driver.register(&mut b, Interest::READABLE, false).unwrap();
+        assert_eq!(ta.key(), tb.key(), "the slot is reused");
+        assert_ne!(ta, tb);
+        driver.inject_event(ta, io::READABLE);
+        assert!(
+            io_b.ready_now(Direction::Read).is_none(),
+            "a stale event landed"
+        );
+        driver.inject_event(tb, io::READABLE);
+        assert!(io_b.ready_now(Direction::Read).is_some());
+        driver.deregister(tb, &mut b);
     }
 }

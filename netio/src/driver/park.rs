@@ -49,7 +49,7 @@ impl Park for DriverPark {
     fn park(&mut self, timeout: Option<Duration>) {
         let me = &self.me;
         let driver = &me.driver;
-        if let Ok(mut poll) = driver.poll.try_lock() {
+        if let Some(mut holder) = driver.try_hold() {
             // Consume a pending wake-up: then only look, don't wait.
             let notified = me
                 .state
@@ -68,20 +68,17 @@ impl Park for DriverPark {
             {
                 // Notified between the two steps.
                 me.state.store(EMPTY, Ordering::SeqCst);
-                driver.turn(&mut poll, Some(Duration::ZERO));
+                driver.turn(&mut holder, Some(Duration::ZERO));
             } else {
-                driver.turn(&mut poll, timeout);
+                driver.turn(&mut holder, timeout);
                 me.state.store(EMPTY, Ordering::SeqCst);
             }
-            drop(poll);
+            drop(holder);
             // We leave the driver to go and run tasks: hand it to a sleeper so sockets
             // and timers stay watched — also after a zero-timeout look, during which a
             // worker may have found the driver taken and gone to sleep on its
             // condition variable (the sleeper list is empty in the common case).
-            let next = lock(&driver.sleepers).pop();
-            if let Some(next) = next {
-                next.unpark();
-            }
+            driver.hand_to_sleeper();
             return;
         }
         // Someone else watches the driver: sleep on our condition variable.
@@ -110,7 +107,7 @@ impl Park for DriverPark {
         }
         lock(&driver.sleepers).push(me.clone());
         // Re-check: the holder may have left the driver before we queued ourselves.
-        if driver.poll.try_lock().is_ok() {
+        if driver.try_hold().is_some() {
             me.state.store(EMPTY, Ordering::SeqCst);
             remove_sleeper(driver, me);
             return;

@@ -1,21 +1,28 @@
 //! `Evented<S>`: a mio source registered with the driver, and the retry loop every
 //! socket operation uses: wait for readiness, try, and on `WouldBlock` clear the
 //! readiness that was seen and wait again.
+//!
+//! Two flavours of each operation: the `poll_*` ones for the `AsyncRead`/`AsyncWrite`
+//! impls (one waker per direction, the poll slot of `driver/io.rs`), and `async` ones
+//! for the socket types' own methods, which keep a [`Waiter`] in their future so that
+//! every task waiting on the socket is woken.
 
 #![forbid(unsafe_code)]
 
+use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use mio::Interest;
 
+use crate::driver::token::Token;
 use crate::driver::uring;
-use crate::driver::{Direction, Driver, ScheduledIo};
+use crate::driver::{Direction, Driver, ScheduledIo, Waiter};
 
 pub(crate) struct Evented<S: mio::event::Source> {
     source: S,
-    key: usize,
+    token: Token,
     io: Arc<ScheduledIo>,
     driver: Arc<Driver>,
     /// A read shorter than its buffer proves the socket empty (TCP, see `poll_read`).
@@ -36,10 +43,10 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
 
     fn register(mut source: S, interest: Interest, connecting: bool) -> io::Result<Evented<S>> {
         let driver = Driver::current()?;
-        let (key, io) = driver.register(&mut source, interest, connecting)?;
+        let (token, io) = driver.register(&mut source, interest, connecting)?;
         Ok(Evented {
             source,
-            key,
+            token,
             io,
             driver,
             short_read_drains: false,
@@ -59,32 +66,45 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
     }
 
     /// Runs `op` once the source is ready in `direction`, until it stops returning
-    /// `WouldBlock`. Spends one unit of the task's coop budget per completed operation.
+    /// `WouldBlock`, waking through the direction's poll slot (for the `poll_*` trait
+    /// methods). Spends one unit of the task's coop budget per completed operation.
     pub(crate) fn poll_io<R>(
         &self,
         direction: Direction,
         cx: &mut Context<'_>,
         op: impl FnMut(&S) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        self.poll_io_drains(direction, cx, op, |_| false)
+        self.poll_io_with(direction, cx, None, op, |_| false)
     }
 
-    /// [`poll_io`](Self::poll_io), also clearing the readiness it saw when
-    /// `drained(&result)` says the operation emptied the socket (a short read), which
-    /// saves the `WouldBlock` call that would otherwise find it out. A new arrival
-    /// brings a new event; one that came meanwhile bumped the tick, and then the clear
-    /// does nothing.
-    pub(crate) fn poll_io_drains<R>(
+    /// [`poll_io`](Self::poll_io) as an `async` operation with a waiter of its own.
+    pub(crate) async fn io<R>(
+        &self,
+        direction: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let mut waiter = self.io.waiter(direction);
+        poll_fn(|cx| self.poll_io_with(direction, cx, Some(&mut waiter), &mut op, |_| false)).await
+    }
+
+    /// The retry loop. With `waiter`, the task waits in its own entry; without, in the
+    /// direction's poll slot. Also clears the readiness it saw when `drained(&result)`
+    /// says the operation emptied the socket (a short read), which saves the
+    /// `WouldBlock` call that would otherwise find it out. A new arrival brings a new
+    /// event; one that came meanwhile bumped the tick, and then the clear does nothing.
+    pub(crate) fn poll_io_with<R>(
         &self,
         direction: Direction,
         cx: &mut Context<'_>,
+        mut waiter: Option<&mut Waiter<'_>>,
         mut op: impl FnMut(&S) -> io::Result<R>,
         drained: impl Fn(&R) -> bool,
     ) -> Poll<io::Result<R>> {
         let restore = ready!(gort_executor::coop::poll_proceed(cx));
         loop {
-            let Poll::Ready(event) = self.io.poll_ready(direction, cx) else {
-                self.driver.arm(self.key, direction);
+            let Poll::Ready(event) = self.io.poll_ready(direction, cx, waiter.as_deref_mut())
+            else {
+                self.driver.arm(self.token, direction);
                 gort_executor::task::set_wait_reason(gort_executor::task::WaitReason::Io);
                 return Poll::Pending;
             };
@@ -111,7 +131,8 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
         self.try_io_drains(direction, op, |_| false)
     }
 
-    /// [`try_io`](Self::try_io) with [`poll_io_drains`](Self::poll_io_drains)'s rule.
+    /// [`try_io`](Self::try_io) with [`poll_io_with`](Self::poll_io_with)'s short-read
+    /// rule.
     pub(crate) fn try_io_drains<R>(
         &self,
         direction: Direction,
@@ -130,17 +151,30 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
         res
     }
 
-    /// Waits until the source is ready in `direction` (without an operation).
-    pub(crate) fn poll_ready(&self, direction: Direction, cx: &mut Context<'_>) -> Poll<()> {
+    /// Waits until the source is ready in `direction` (without an operation), in
+    /// `waiter`'s entry or the poll slot.
+    pub(crate) fn poll_ready(
+        &self,
+        direction: Direction,
+        cx: &mut Context<'_>,
+        mut waiter: Option<&mut Waiter<'_>>,
+    ) -> Poll<()> {
         if direction == Direction::Read {
             // Bytes of an orphaned io_uring read come before anything readable now.
-            ready!(self.io.poll_orphans(cx));
+            ready!(self.io.poll_orphans(cx, waiter.as_deref_mut()));
         }
-        let res = self.io.poll_ready(direction, cx).map(drop);
+        let res = self.io.poll_ready(direction, cx, waiter).map(drop);
         if res.is_pending() {
-            self.driver.arm(self.key, direction);
+            self.driver.arm(self.token, direction);
+            gort_executor::task::set_wait_reason(gort_executor::task::WaitReason::Io);
         }
         res
+    }
+
+    /// [`poll_ready`](Self::poll_ready) as an `async` wait with a waiter of its own.
+    pub(crate) async fn ready(&self, direction: Direction) {
+        let mut waiter = self.io.waiter(direction);
+        poll_fn(|cx| self.poll_ready(direction, cx, Some(&mut waiter))).await;
     }
 }
 
@@ -149,19 +183,30 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd + std::os::fd::AsFd> Evented<S
 where
     for<'a> &'a S: io::Read + io::Write,
 {
+    /// `AsyncRead::poll_read` (the poll slot).
     pub(crate) fn poll_read(
         &self,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        ready!(self.io.poll_orphans(cx));
+        self.poll_read_with(cx, buf, None)
+    }
+
+    fn poll_read_with(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        mut waiter: Option<&mut Waiter<'_>>,
+    ) -> Poll<io::Result<usize>> {
+        ready!(self.io.poll_orphans(cx, waiter.as_deref_mut()));
         if let Some(n) = self.io.take_stash(buf) {
             return Poll::Ready(Ok(n));
         }
         let len = buf.len();
-        self.poll_io_drains(
+        self.poll_io_with(
             Direction::Read,
             cx,
+            waiter,
             |mut s| io::Read::read(&mut s, buf),
             |&n| self.drained_by(n, len),
         )
@@ -194,11 +239,13 @@ where
     }
 
     pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.poll_read(cx, buf)).await
+        let mut waiter = self.io.waiter(Direction::Read);
+        poll_fn(|cx| self.poll_read_with(cx, buf, Some(&mut waiter))).await
     }
 
     pub(crate) async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.poll_write(cx, buf)).await
+        self.io(Direction::Write, |mut s| io::Write::write(&mut s, buf))
+            .await
     }
 
     pub(crate) async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
@@ -221,7 +268,9 @@ where
 {
     /// Reads into `buf`'s spare capacity (which must not be empty), appending.
     pub(crate) async fn read_owned(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        std::future::poll_fn(|cx| self.io.poll_orphans(cx)).await;
+        let mut waiter = self.io.waiter(Direction::Read);
+        poll_fn(|cx| self.io.poll_orphans(cx, Some(&mut waiter))).await;
+        drop(waiter);
         let start = buf.len();
         if self.driver.uring().is_none() || self.io.has_stash() {
             buf.resize(buf.capacity(), 0);
@@ -246,6 +295,6 @@ where
 
 impl<S: mio::event::Source> Drop for Evented<S> {
     fn drop(&mut self) {
-        self.driver.deregister(self.key, &mut self.source);
+        self.driver.deregister(self.token, &mut self.source);
     }
 }

@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
@@ -85,7 +84,7 @@ impl TcpListener {
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {
-            match poll_fn(|cx| self.io.poll_io(Direction::Read, cx, |l| l.accept())).await {
+            match self.io.io(Direction::Read, |l| l.accept()).await {
                 Ok((stream, addr)) => return Ok((TcpStream::from_mio(stream)?, addr)),
                 Err(e) if is_resource_exhaustion(&e) => {
                     crate::time::sleep(backoff).await;
@@ -229,7 +228,7 @@ impl TcpStream {
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         let stream = TcpStream::connecting(mio::net::TcpStream::connect(addr)?)?;
         // Writable means the handshake finished, one way or the other.
-        poll_fn(|cx| stream.io.poll_ready(Direction::Write, cx)).await;
+        stream.io.ready(Direction::Write).await;
         if let Some(e) = stream.io.get().take_error()? {
             return Err(e);
         }
@@ -288,7 +287,7 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn readable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.io.poll_ready(Direction::Read, cx)).await;
+        self.io.ready(Direction::Read).await;
         Ok(())
     }
 

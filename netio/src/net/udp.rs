@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -63,11 +62,9 @@ impl UdpSocket {
     /// # Cancel safety
     /// Cancel safe: a datagram is sent whole or not at all.
     pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        poll_fn(|cx| {
-            self.io
-                .poll_io(Direction::Write, cx, |s| s.send_to(buf, target))
-        })
-        .await
+        self.io
+            .io(Direction::Write, |s| s.send_to(buf, target))
+            .await
     }
 
     /// Receives a datagram; returns its length and sender.
@@ -78,7 +75,7 @@ impl UdpSocket {
     /// # Cancel safety
     /// Cancel safe: no datagram is taken unless returned.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        poll_fn(|cx| self.io.poll_io(Direction::Read, cx, |s| s.recv_from(buf))).await
+        self.io.io(Direction::Read, |s| s.recv_from(buf)).await
     }
 
     /// Sends to the connected peer.
@@ -89,7 +86,7 @@ impl UdpSocket {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.io.poll_io(Direction::Write, cx, |s| s.send(buf))).await
+        self.io.io(Direction::Write, |s| s.send(buf)).await
     }
 
     /// Receives from the connected peer.
@@ -100,7 +97,7 @@ impl UdpSocket {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.io.poll_io(Direction::Read, cx, |s| s.recv(buf))).await
+        self.io.io(Direction::Read, |s| s.recv(buf)).await
     }
 
     /// The local address.

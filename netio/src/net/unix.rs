@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
@@ -40,7 +39,7 @@ impl UnixListener {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (s, addr) = poll_fn(|cx| self.io.poll_io(Direction::Read, cx, |l| l.accept())).await?;
+        let (s, addr) = self.io.io(Direction::Read, |l| l.accept()).await?;
         Ok((UnixStream::from_mio(s)?, addr))
     }
 
@@ -79,7 +78,7 @@ impl UnixStream {
     /// Cancel safe.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let s = UnixStream::from_mio(mio::net::UnixStream::connect(path)?)?;
-        poll_fn(|cx| s.io.poll_ready(Direction::Write, cx)).await;
+        s.io.ready(Direction::Write).await;
         if let Some(e) = s.io.get().take_error()? {
             return Err(e);
         }

@@ -14,9 +14,17 @@
 //!   queued, not submitted: the worker submits everything it queued in one
 //!   `io_uring_enter` when it next parks (at the latest every 61 scheduler ticks, when
 //!   a busy worker looks at the driver), and reaps completions from the shared
-//!   completion queue without a system call while it runs.
+//!   completion queue without a system call while it runs. A worker that queues an
+//!   entry and then computes for long does not hold it back: the monitor calls
+//!   [`Uring::flush_stale`] every tick, which submits entries that were already
+//!   waiting at its previous tick, so an armed read reaches the kernel within two
+//!   monitor ticks (`net_read_armed_before_a_long_computation_completes`).
 //! - Wake-ups: an `eventfd` with one `READ` in flight; another thread writes the
 //!   eventfd to end the holder's wait.
+//!
+//! Every `user_data` is a [`Token`](super::token::Token): kind, slab key and the
+//! generation of the entry it was made for, so a completion for an operation or a
+//! poll whose slot was freed and reused is recognised and dropped.
 //!
 //! # Completions and task work
 //!
@@ -70,6 +78,7 @@ use std::time::Duration;
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use slab::Slab;
 
+use super::token::{Generations, Kind, Token};
 use super::{lock, Driver};
 
 mod fsync;
@@ -80,18 +89,14 @@ mod send;
 mod write;
 
 pub(crate) use fsync::fsync;
-pub(crate) use poll::{is_last, poll_entry, poll_remove_entry, ready_bits, POLL_WRITE};
+pub(crate) use poll::{dispatch_poll, poll_entry, poll_remove_entry};
 pub(crate) use read::read_at;
 pub(crate) use recv::recv;
 pub(crate) use send::send_all;
 pub(crate) use write::write_all_at;
 
-/// What a completion's `user_data` belongs to (low two bits; the key is above them).
-pub(crate) const TAG_WAKE: u64 = 0;
-pub(crate) const TAG_POLL: u64 = 1;
-pub(crate) const TAG_OP: u64 = 2;
-/// Completions nobody waits for (cancellations, poll removals).
-pub(crate) const TAG_IGNORE: u64 = 3;
+/// `user_data` of completions nobody waits for (cancellations, poll removals).
+pub(crate) const IGNORE: u64 = Token(Kind::Ignore as u64).0;
 
 /// Attempts of a submission that must happen now before giving up (EINTR/EAGAIN).
 const SUBMIT_RETRIES: usize = 100;
@@ -112,7 +117,28 @@ const OPCODES: [(u8, &str); 9] = [
     (opcode::Nop::CODE, "NOP"),
 ];
 
-/// One operation's slot in the driver.
+/// One operation's slot in the driver, with the generation its `user_data` carries.
+struct OpSlot {
+    generation: u32,
+    state: OpState,
+}
+
+/// The operations in flight.
+#[derive(Default)]
+struct Ops {
+    slab: Slab<OpSlot>,
+    generations: Generations,
+}
+
+impl Ops {
+    /// The slot a completion with `token` belongs to, if it is still that operation's.
+    fn get_mut(&mut self, token: Token) -> Option<&mut OpState> {
+        let slot = self.slab.get_mut(token.key())?;
+        (slot.generation == token.generation()).then_some(&mut slot.state)
+    }
+}
+
+/// What an operation is waiting for.
 enum OpState {
     /// In flight; the waker of the task awaiting it, and the entry (to submit again
     /// if the kernel cancels it because the thread that submitted it exited).
@@ -129,10 +155,16 @@ pub(crate) struct Uring {
     sq_lock: Mutex<()>,
     /// Entries pushed since the last `io_uring_enter`.
     unsubmitted: AtomicBool,
+    /// [`flush_stale`](Self::flush_stale) saw entries waiting at its last call.
+    stale: AtomicBool,
     eventfd: OwnedFd,
     /// Where the eventfd `READ` writes; leaked, so it outlives the ring.
     wake_buf: &'static WakeBuf,
-    ops: Mutex<Slab<OpState>>,
+    ops: Mutex<Ops>,
+    /// The waiting side: completions taken from the queue, dispatched by the holder.
+    /// Its lock is the driver's holder lock on this backend (only the holder reads the
+    /// completion queue).
+    pub(crate) reaped: Mutex<Vec<(u64, i32, u32)>>,
 }
 
 /// The kernel writes the eventfd counter here.
@@ -197,14 +229,16 @@ impl Uring {
             ring,
             sq_lock: Mutex::new(()),
             unsubmitted: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
             eventfd,
             wake_buf: Box::leak(Box::new(WakeBuf(UnsafeCell::new(0)))),
-            ops: Mutex::new(Slab::new()),
+            ops: Mutex::new(Ops::default()),
+            reaped: Mutex::new(Vec::new()),
         };
         uring.arm_wake();
         // One round trip proves the ring works (a seccomp filter may allow setup but
         // refuse io_uring_enter).
-        uring.push(&opcode::Nop::new().build().user_data(TAG_IGNORE));
+        uring.push(&opcode::Nop::new().build().user_data(IGNORE));
         uring.ring.submit_and_wait(1)?;
         Ok(uring)
     }
@@ -252,6 +286,22 @@ impl Uring {
         }
     }
 
+    /// The monitor, every tick: submits entries that were already waiting at the
+    /// previous call (a worker queued them and went on computing instead of parking).
+    /// Entries queued since are left for their worker's own batch.
+    pub(crate) fn flush_stale(&self) {
+        if !self.has_unsubmitted() {
+            self.stale.store(false, Ordering::Relaxed);
+            return;
+        }
+        // Entries may have been submitted and new ones queued in between: then these
+        // go a little early, which costs one submission, never a lost one.
+        if self.stale.swap(true, Ordering::Relaxed) {
+            self.stale.store(false, Ordering::Relaxed);
+            self.flush();
+        }
+    }
+
     /// Submits now, whoever else may be about to: when the caller must know the kernel
     /// has taken what was queued.
     pub(crate) fn submit_now(&self) {
@@ -290,7 +340,7 @@ impl Uring {
             8,
         )
         .build()
-        .user_data(TAG_WAKE);
+        .user_data(Token::WAKE.0);
         self.push(&e);
     }
 
@@ -340,13 +390,13 @@ impl Uring {
     }
 
     /// Handles one completion of an operation or of the wake-up read.
-    pub(crate) fn complete(&self, user_data: u64, result: i32) {
-        match user_data & 3 {
-            TAG_WAKE => self.arm_wake(),
-            TAG_OP => {
-                let key = (user_data >> 2) as usize;
+    pub(crate) fn complete(&self, token: Token, result: i32) {
+        match token.kind() {
+            Some(Kind::Wake) => self.arm_wake(),
+            Some(Kind::Op) => {
                 let mut ops = lock(&self.ops);
-                let Some(slot) = ops.get_mut(key) else {
+                // A completion for a slot since freed and reused: not this op's.
+                let Some(slot) = ops.get_mut(token) else {
                     return;
                 };
                 if result == -libc::ECANCELED {
@@ -371,7 +421,7 @@ impl Uring {
                         }
                     }
                     OpState::Orphaned(f) => {
-                        ops.remove(key);
+                        ops.slab.remove(token.key());
                         drop(ops);
                         f(result);
                     }
@@ -384,7 +434,7 @@ impl Uring {
 
     /// Operations in flight.
     pub(crate) fn num_ops(&self) -> usize {
-        lock(&self.ops).len()
+        lock(&self.ops).slab.len()
     }
 }
 
@@ -413,7 +463,8 @@ pub(crate) fn result(res: i32) -> io::Result<usize> {
 pub(crate) struct Op<K: Send + Unpin + 'static> {
     driver: Arc<Driver>,
     entry: Option<squeue::Entry>,
-    key: Option<usize>,
+    /// Its `user_data` once submitted.
+    token: Option<Token>,
     keep: Option<K>,
     on_orphan: fn(K, i32),
 }
@@ -432,7 +483,7 @@ impl<K: Send + Unpin + 'static> Op<K> {
         Op {
             driver,
             entry: Some(entry),
-            key: None,
+            token: None,
             keep: Some(keep),
             on_orphan,
         }
@@ -446,24 +497,30 @@ impl<K: Send + Unpin + 'static> Future for Op<K> {
         let this = self.get_mut();
         let uring = this.driver.uring().expect("Op on an io_uring driver");
         gort_executor::task::set_wait_reason(gort_executor::task::WaitReason::Io);
-        let Some(key) = this.key else {
+        let Some(token) = this.token else {
             let mut ops = lock(&uring.ops);
-            let slot = ops.vacant_entry();
-            let key = slot.key();
-            let entry = (this.entry.take().expect("submitted once"))
-                .user_data(((key as u64) << 2) | TAG_OP);
-            slot.insert(OpState::Waiting(Some(cx.waker().clone()), entry.clone()));
+            let generation = ops.generations.next();
+            let slot = ops.slab.vacant_entry();
+            let token = Token::new(Kind::Op, slot.key(), generation);
+            let entry = (this.entry.take().expect("submitted once")).user_data(token.0);
+            slot.insert(OpSlot {
+                generation,
+                state: OpState::Waiting(Some(cx.waker().clone()), entry.clone()),
+            });
             drop(ops);
             uring.queue(&entry);
-            this.key = Some(key);
+            this.token = Some(token);
             return Poll::Pending;
         };
         let mut ops = lock(&uring.ops);
-        match &mut ops[key] {
+        let state = ops
+            .get_mut(token)
+            .expect("an op's slot lives until its future");
+        match state {
             OpState::Done(res) => {
                 let res = *res;
-                ops.remove(key);
-                this.key = None;
+                ops.slab.remove(token.key());
+                this.token = None;
                 Poll::Ready((res, this.keep.take().expect("completes once")))
             }
             OpState::Waiting(w, _) => {
@@ -479,7 +536,7 @@ impl<K: Send + Unpin + 'static> Future for Op<K> {
 
 impl<K: Send + Unpin + 'static> Drop for Op<K> {
     fn drop(&mut self) {
-        let Some(key) = self.key.take() else {
+        let Some(token) = self.token.take() else {
             return;
         };
         let Some(uring) = self.driver.uring() else {
@@ -488,20 +545,21 @@ impl<K: Send + Unpin + 'static> Drop for Op<K> {
         let keep = self.keep.take().expect("kept until completion");
         let on_orphan = self.on_orphan;
         let mut ops = lock(&uring.ops);
-        match std::mem::replace(&mut ops[key], OpState::Done(0)) {
+        let state = ops
+            .get_mut(token)
+            .expect("an op's slot lives until its future");
+        match std::mem::replace(state, OpState::Done(0)) {
             OpState::Done(res) => {
-                ops.remove(key);
+                ops.slab.remove(token.key());
                 drop(ops);
                 on_orphan(keep, res);
             }
             OpState::Waiting(..) => {
-                ops[key] = OpState::Orphaned(Box::new(move |res| on_orphan(keep, res)));
-                // Pushed under the `ops` lock: the slot cannot complete and be reused
-                // by a new op before this cancel is queued (it would cancel that one),
-                // and it follows any resubmission of this op.
-                let cancel = opcode::AsyncCancel::new(((key as u64) << 2) | TAG_OP)
-                    .build()
-                    .user_data(TAG_IGNORE);
+                *state = OpState::Orphaned(Box::new(move |res| on_orphan(keep, res)));
+                // Pushed under the `ops` lock: it follows any resubmission of this op.
+                // The generation in its target keeps it from cancelling a later op
+                // that reuses the slot.
+                let cancel = opcode::AsyncCancel::new(token.0).build().user_data(IGNORE);
                 uring.push(&cancel);
                 drop(ops);
                 // Submit now, so the kernel has taken its reference to the file before

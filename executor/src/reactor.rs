@@ -1,0 +1,95 @@
+//! The one seam between the scheduler and what wakes tasks from outside it: [`Reactor`].
+//!
+//! The executor knows nothing about I/O. Whatever turns sockets and timers into
+//! wake-ups (gort's reactor, in `gort-netio`) plugs in through this trait, and through
+//! nothing else:
+//!
+//! - **How workers sleep.** [`Reactor::parker`] makes each worker's [`Park`]; a worker
+//!   with nothing to run parks there, so a sleeping worker is also the one watching for
+//!   events.
+//! - **Who watches while nobody sleeps.** Busy workers look at the reactor between
+//!   tasks (every 61 scheduler ticks), but a worker stuck inside one poll looks at
+//!   nothing, and when every worker is stuck nobody would. The monitor reads
+//!   [`Reactor::turns`] every tick; when it has not moved for [`REACTOR_UNWATCHED`]
+//!   it turns the reactor itself with [`Reactor::poll_now`], which never blocks. The
+//!   tasks that wakes land in the injector (the monitor is not a worker), and the
+//!   monitor's hand-off rule then moves a stuck P to a fresh thread, so they run. This
+//!   is Go's sysmon, which polls the network when nobody has for 10 ms.
+//! - **Submissions that must not wait.** A reactor may batch work that workers queue
+//!   (io_uring submits queued entries when the worker parks). [`Reactor::flush_stale`]
+//!   is called every monitor tick, so an entry queued by a worker that then computes
+//!   for a second reaches the kernel within two ticks.
+//! - **What the deadlock check and the trace need.** [`Reactor::may_wake`] says
+//!   whether a registered timer or socket may still wake a task (then nothing is
+//!   deadlocked); [`Reactor::trace`] adds its counters to `schedtrace` lines.
+//!
+//! [`Handle::reactor`](crate::runtime::Handle::reactor) finds the runtime's reactor,
+//! as its concrete type, from any thread of the runtime.
+
+use std::io;
+use std::time::Duration;
+
+use crate::park::Park;
+
+/// How long the reactor may go unturned before the monitor turns it. Go's sysmon uses
+/// 10 ms. It bounds how late a timer or a socket is noticed while every worker is stuck
+/// in a poll (a worker sleeping in the reactor notices at once; a busy one every 61
+/// ticks); shorter makes the monitor compete with busy workers for the reactor while
+/// nobody is stuck. Measured in `benches/blocking_ticker.rs` and the README: with 10 ms
+/// a 10 ms sleep loop beside a task blocking its only worker for 1 s keeps its worst
+/// iteration near 20 ms; while nothing blocks the monitor never turns it.
+pub const REACTOR_UNWATCHED: Duration = Duration::from_millis(10);
+
+/// An event source that workers park in and the monitor watches. See the module docs.
+///
+/// # Contract
+/// - `parker(i)` is called once per worker at build time.
+/// - `turns` grows whenever any thread turns the reactor (waits in it or polls it).
+/// - `poll_now` and `flush_stale` never block and may be called from any thread.
+/// - A task woken from `poll_now` is scheduled like any wake-up from a thread outside
+///   the runtime (the injector).
+pub trait Reactor: Send + Sync + 'static {
+    /// The parker of worker `index`.
+    ///
+    /// # Errors
+    /// When the parker cannot be made (the runtime then fails to build).
+    fn parker(&self, index: usize) -> io::Result<Box<dyn Park>>;
+
+    /// Times any thread turned the reactor; only compared between two readings.
+    fn turns(&self) -> u64 {
+        0
+    }
+
+    /// Turns the reactor once without blocking, unless another thread is in it:
+    /// dispatch what happened, fire due timers. True when it turned.
+    fn poll_now(&self) -> bool {
+        false
+    }
+
+    /// Submits work that workers queued and that was already waiting at the previous
+    /// call (the monitor calls it every tick).
+    fn flush_stale(&self) {}
+
+    /// Whether a timer or an I/O source is registered that may still wake a task.
+    fn may_wake(&self) -> bool {
+        false
+    }
+
+    /// Text appended to every `GORT_DEBUG=schedtrace` line.
+    fn trace(&self) -> String {
+        String::new()
+    }
+}
+
+/// [`Builder::park_with`](crate::Builder::park_with): a reactor that only makes
+/// parkers (nothing to watch).
+pub(crate) struct ParkWith<F>(pub(crate) F);
+
+impl<F> Reactor for ParkWith<F>
+where
+    F: Fn(usize) -> io::Result<Box<dyn Park>> + Send + Sync + 'static,
+{
+    fn parker(&self, index: usize) -> io::Result<Box<dyn Park>> {
+        (self.0)(index)
+    }
+}

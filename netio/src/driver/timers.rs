@@ -1,0 +1,134 @@
+//! The runtime's timers: one ordered map of `(deadline, sequence) → waker` under a
+//! mutex.
+//!
+//! Insert and cancel are O(log n) (a dropped `Sleep` removes its entry, so abandoned
+//! timeouts cost nothing later), and the earliest deadline is the timeout of the
+//! thread waiting in the backend. Whoever turns the driver fires what is due: a worker
+//! sleeping in it, a busy worker's look every 61 ticks, the monitor when nobody else
+//! has for `REACTOR_UNWATCHED`. Inserting a deadline earlier than the one the waiting
+//! thread sleeps towards wakes it.
+//!
+//! A duration too large to add to `Instant::now()` (`Duration::MAX`) is far in the
+//! future, as in Go and tokio: see [`far_future`].
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use super::lock;
+
+/// A registered timer: its key in the map.
+pub(crate) type TimerKey = (Instant, u64);
+
+/// How long a wait with no timer and no timeout lasts before the waiting thread looks
+/// again (it is woken earlier by anything that needs it): a deadline that fits any
+/// `Instant`.
+const FOREVER: Duration = Duration::from_secs(u32::MAX as u64);
+
+#[derive(Default)]
+pub(crate) struct Timers {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: BTreeMap<TimerKey, Waker>,
+    next_seq: u64,
+    /// The deadline the waiting thread sleeps towards, while one does.
+    waiting_until: Option<Instant>,
+}
+
+/// `now + d`, or a deadline decades away when that does not fit an `Instant`.
+pub(crate) fn far_future(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FOREVER))
+        .unwrap_or(now)
+}
+
+impl Timers {
+    /// Before a blocking wait of at most `timeout`: the wait's real timeout (capped by
+    /// the earliest timer), remembered so an earlier insert can wake the waiter.
+    pub(crate) fn before_wait(&self, timeout: Option<Duration>) -> Option<Duration> {
+        let now = Instant::now();
+        let mut inner = lock(&self.inner);
+        let until_timer = inner
+            .map
+            .keys()
+            .next()
+            .map(|(d, _)| d.saturating_duration_since(now));
+        let t = match (timeout, until_timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        inner.waiting_until = match t {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(far_future(now, d)),
+            None => Some(far_future(now, FOREVER)),
+        };
+        t
+    }
+
+    /// After that wait.
+    pub(crate) fn after_wait(&self) {
+        lock(&self.inner).waiting_until = None;
+    }
+
+    /// Wakes every timer whose deadline has passed.
+    pub(crate) fn fire(&self) {
+        let due: Vec<Waker> = {
+            let mut inner = lock(&self.inner);
+            if inner.map.is_empty() {
+                return;
+            }
+            let now = Instant::now();
+            let mut due = Vec::new();
+            while let Some(entry) = inner.map.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+            due
+        };
+        for w in due {
+            w.wake();
+        }
+    }
+
+    /// Adds a timer. True when the waiting thread sleeps past `deadline` and must be
+    /// woken to shorten its wait.
+    pub(crate) fn add(&self, deadline: Instant, waker: Waker) -> (TimerKey, bool) {
+        let mut inner = lock(&self.inner);
+        let key = (deadline, inner.next_seq);
+        inner.next_seq += 1;
+        inner.map.insert(key, waker);
+        let wake = inner.waiting_until.is_some_and(|w| deadline < w);
+        (key, wake)
+    }
+
+    /// Replaces a pending timer's waker; false when it already fired.
+    pub(crate) fn update(&self, key: TimerKey, waker: &Waker) -> bool {
+        let mut inner = lock(&self.inner);
+        match inner.map.get_mut(&key) {
+            Some(w) => {
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn cancel(&self, key: TimerKey) {
+        let removed = lock(&self.inner).map.remove(&key);
+        drop(removed);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.inner).map.len()
+    }
+}
