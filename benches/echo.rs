@@ -10,13 +10,19 @@
 //! for. Each server runs in a child process (this binary with `--server NAME`). Every
 //! contender runs once per round, rounds alternate, the table gives medians.
 //! `cargo bench --bench echo` (about 2 minutes); `-- --quick` for a short pass.
+//!
+//! Before and after a change, side by side: build this bench on the old tree and pass
+//! its binary as `-- --baseline PATH`; its gort servers run as extra contenders
+//! (`gort-epoll@base`, ...) in the same rounds, against the same load generator.
+//! `--rounds N`, `--secs S`, `--servers a,b` and `--small` (100 x 64 B only) narrow
+//! the run.
 
 #[path = "support/echo_client.rs"]
 mod echo_client;
 #[path = "support/echo_servers.rs"]
 mod echo_servers;
 
-use echo_servers::{cpu_secs, pin_to, serve, start_server, BLOCK, BLOCK_MARK};
+use echo_servers::{cpu_secs, pin_to, serve, start_server_from, BLOCK, BLOCK_MARK};
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -37,15 +43,22 @@ struct Sample {
     p99_us: u32,
 }
 
+/// A contender's server: `name` in the table; `kind` served by `exe`.
+struct Server {
+    name: String,
+    kind: &'static str,
+    exe: std::path::PathBuf,
+}
+
 fn measure(
     rt: &gort::Runtime,
-    kind: &str,
+    server: &Server,
     conns: usize,
     size: usize,
     secs: u64,
     blocker: bool,
 ) -> io::Result<Sample> {
-    let (mut child, addr) = start_server(kind)?;
+    let (mut child, addr) = start_server_from(&server.exe, server.kind)?;
     let res = (|| {
         // Connect and warm up briefly, then measure a window of `secs`.
         let end = Instant::now() + Duration::from_millis(300) + Duration::from_secs(secs);
@@ -94,34 +107,84 @@ fn main() -> io::Result<()> {
         return serve(args.get(i + 1).map_or("gort", String::as_str));
     }
     let quick = args.iter().any(|a| a == "--quick");
-    let (rounds, secs) = if quick { (1, 1) } else { (3, 3) };
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let (mut rounds, mut secs) = if quick { (1, 1) } else { (3, 3) };
+    if let Some(v) = value("--rounds") {
+        rounds = v.parse().map_err(|_| io::Error::other("--rounds N"))?;
+    }
+    if let Some(v) = value("--secs") {
+        secs = v.parse().map_err(|_| io::Error::other("--secs S"))?;
+    }
+    let only: Option<Vec<String>> =
+        value("--servers").map(|v| v.split(',').map(str::to_owned).collect());
+    let me = std::env::current_exe()?;
+    let mut servers: Vec<Server> = SERVERS
+        .iter()
+        .filter(|k| only.as_ref().is_none_or(|o| o.iter().any(|x| x == *k)))
+        .map(|&kind| Server {
+            name: kind.to_owned(),
+            kind,
+            exe: me.clone(),
+        })
+        .collect();
+    if let Some(base) = value("--baseline") {
+        let gort: Vec<&'static str> = servers
+            .iter()
+            .map(|s| s.kind)
+            .filter(|k| k.starts_with("gort"))
+            .collect();
+        for kind in gort {
+            servers.push(Server {
+                name: format!("{kind}@base"),
+                kind,
+                exe: base.clone().into(),
+            });
+        }
+    }
     pin_to(1);
     let rt = gort::Runtime::builder().workers(1).build()?;
-    let workloads = [
+    let all_workloads = [
         (100usize, 64usize, false),
         (1000, 1024, false),
         (100, 64, true),
     ];
-    let mut results: Vec<(String, &str, Vec<Sample>)> = Vec::new();
+    let workloads = if args.iter().any(|a| a == "--small") {
+        &all_workloads[..1]
+    } else {
+        &all_workloads[..]
+    };
+    let mut results: Vec<(String, String, Vec<Sample>)> = Vec::new();
     for round in 0..rounds {
-        for &(conns, size, blocker) in &workloads {
+        for &(conns, size, blocker) in workloads {
             let w = if blocker {
                 format!("{conns} conns x {size} B + 1 handler blocking {BLOCK:?} per message")
             } else {
                 format!("{conns} conns x {size} B")
             };
-            for kind in SERVERS {
+            // Alternate the order between rounds, so no contender always goes first.
+            let order: Vec<&Server> = if round % 2 == 0 {
+                servers.iter().collect()
+            } else {
+                servers.iter().rev().collect()
+            };
+            for server in order {
+                let kind = &server.name;
                 eprintln!("round {}/{rounds}: {w}: {kind}", round + 1);
-                let s = match measure(&rt, kind, conns, size, secs, blocker) {
+                let s = match measure(&rt, server, conns, size, secs, blocker) {
                     Ok(s) => s,
                     Err(e) => {
                         eprintln!("  {kind} failed: {e}");
                         continue;
                     }
                 };
-                match results.iter_mut().find(|(w2, k, _)| *w2 == w && *k == kind) {
+                match results.iter_mut().find(|(w2, k, _)| *w2 == w && k == kind) {
                     Some((_, _, v)) => v.push(s),
-                    None => results.push((w.clone(), kind, vec![s])),
+                    None => results.push((w.clone(), kind.clone(), vec![s])),
                 }
             }
         }
@@ -145,9 +208,9 @@ fn main() -> io::Result<()> {
             median(samples.iter().map(|s| s.p99_us as f64).collect()),
         );
     }
-    for kind in SERVERS {
-        if !results.iter().any(|(_, k, _)| *k == kind) {
-            println!("| (all) | {kind} | failed | | | | |");
+    for server in &servers {
+        if !results.iter().any(|(_, k, _)| *k == server.name) {
+            println!("| (all) | {} | failed | | | | |", server.name);
         }
     }
     Ok(())

@@ -379,7 +379,14 @@ fn mio_floor(listener: std::net::TcpListener) -> io::Result<()> {
 /// Starts server `kind` in a child process (the current executable with
 /// `--server KIND`, which calls [`serve`]); returns it and the address it printed.
 pub fn start_server(kind: &str) -> io::Result<(Child, SocketAddr)> {
-    let mut child = Command::new(std::env::current_exe()?)
+    start_server_from(&std::env::current_exe()?, kind)
+}
+
+/// [`start_server`] with the server binary `exe` (a build of another tree, for a
+/// before/after comparison in one run).
+#[allow(dead_code)]
+pub fn start_server_from(exe: &std::path::Path, kind: &str) -> io::Result<(Child, SocketAddr)> {
+    let mut child = Command::new(exe)
         .args(["--server", kind])
         .stdout(Stdio::piped())
         .spawn()?;

@@ -120,22 +120,33 @@ impl WaitList {
         }
     }
 
-    fn has_keyed(&self) -> bool {
-        self.first.is_some()
-    }
-
-    /// Everyone, to wake after unlocking.
-    fn drain(&mut self) -> Drained {
-        Drained {
+    /// Everyone, to wake after unlocking; `None` (no work at all) when nobody waits.
+    /// Bumps `wakes` when keyed waiters go, so their `Waiter`s know.
+    fn drain(&mut self, wakes: &AtomicU32) -> Option<Drained> {
+        let first = match self.first.take() {
+            Some((_, w)) => {
+                // Release: pairs with the Acquire loads in `Waiter::drop` and
+                // `poll_ready`.
+                wakes.fetch_add(1, Ordering::Release);
+                Some(w)
+            }
+            None if self.poll.is_none() => return None,
+            None => None,
+        };
+        Some(Drained {
             poll: self.poll.take(),
-            first: self.first.take().map(|(_, w)| w),
-            more: std::mem::take(&mut self.more),
-        }
+            first,
+            // Allocated only while two or more keyed waiters wait at once.
+            more: if self.more.is_empty() {
+                Vec::new()
+            } else {
+                std::mem::take(&mut self.more)
+            },
+        })
     }
 }
 
 /// Wakers taken out of a [`WaitList`] under the lock.
-#[derive(Default)]
 struct Drained {
     poll: Option<Waker>,
     first: Option<Waker>,
@@ -144,7 +155,10 @@ struct Drained {
 
 impl Drained {
     fn wake(self) {
-        for w in self.poll.into_iter().chain(self.first) {
+        if let Some(w) = self.poll {
+            w.wake();
+        }
+        if let Some(w) = self.first {
             w.wake();
         }
         for (_, w) in self.more {
@@ -187,6 +201,7 @@ pub(crate) struct Waiter<'a> {
 }
 
 impl Drop for Waiter<'_> {
+    #[inline]
     fn drop(&mut self) {
         if self.id == 0 {
             return;
@@ -234,22 +249,23 @@ impl ScheduledIo {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
                 Some(((w & !READY_MASK).wrapping_add(TICK_ONE)) | (w & READY_MASK) | bits)
             });
-        let mut woken = [Drained::default(), Drained::default()];
-        {
+        let (read, write) = {
             let mut waiters = self.lock();
-            for d in [Direction::Read, Direction::Write] {
-                if bits & d.mask() == 0 {
-                    continue;
-                }
-                let list = &mut waiters.lists[d.index()];
-                if list.has_keyed() {
-                    self.wakes[d.index()].fetch_add(1, Ordering::Release);
-                }
-                woken[d.index()] = list.drain();
-            }
-        }
+            let [r, w] = &mut waiters.lists;
+            (
+                (bits & Direction::Read.mask() != 0)
+                    .then(|| r.drain(&self.wakes[Direction::Read.index()]))
+                    .flatten(),
+                (bits & Direction::Write.mask() != 0)
+                    .then(|| w.drain(&self.wakes[Direction::Write.index()]))
+                    .flatten(),
+            )
+        };
         // Woken after unlocking: a waker may run code that comes back here.
-        for d in woken {
+        if let Some(d) = read {
+            d.wake();
+        }
+        if let Some(d) = write {
             d.wake();
         }
     }
