@@ -91,9 +91,9 @@ impl Builder {
     }
 
     /// Forces the I/O backend. By default `GORT_DRIVER` (`uring` or `epoll`) decides,
-    /// and without it io_uring runs when the kernel offers everything gort uses from
-    /// it (probed at start), epoll otherwise. With this, `build` fails when the backend
-    /// cannot start instead of falling back.
+    /// and without it epoll runs (io_uring is opt-in today: see `gort_netio`'s crate
+    /// docs for why). A forced io_uring is probed at start (features and opcodes), and
+    /// `build` fails with the reason when the kernel refuses it.
     pub fn driver(&mut self, kind: DriverKind) -> &mut Self {
         self.driver = Some(kind);
         self

@@ -111,6 +111,7 @@ fn rt_schedtrace_prints_scheduler_lines() {
         "idle=",
         "searching=",
         "handoffs=",
+        "monitor_turns=",
         "globalq=",
         "localq=[",
         "blocking=",

@@ -34,10 +34,12 @@ use crate::park::Park;
 /// How long the reactor may go unturned before the monitor turns it. Go's sysmon uses
 /// 10 ms. It bounds how late a timer or a socket is noticed while every worker is stuck
 /// in a poll (a worker sleeping in the reactor notices at once; a busy one every 61
-/// ticks); shorter makes the monitor compete with busy workers for the reactor while
-/// nobody is stuck. Measured in `benches/blocking_ticker.rs` and the README: with 10 ms
-/// a 10 ms sleep loop beside a task blocking its only worker for 1 s keeps its worst
-/// iteration near 20 ms; while nothing blocks the monitor never turns it.
+/// ticks). Measured with `cargo bench --bench blocking_ticker` (a 10 ms ticker beside a
+/// task blocking its only worker for 1 s): with 10 ms the worst gap was 11-27 ms and
+/// the monitor turned the reactor once per blocked second (after that the hand-off
+/// thread watches); with 2 ms the worst gaps were the same, 16-27 ms (the hand-off
+/// threshold and the new thread's start dominate), for 3-4 turns. Under 10 s of echo
+/// load with nothing blocking, the monitor turned it 0-1 times.
 pub const REACTOR_UNWATCHED: Duration = Duration::from_millis(10);
 
 /// An event source that workers park in and the monitor watches. See the module docs.

@@ -78,7 +78,7 @@ impl std::fmt::Display for DriverKind {
 /// watches it, and `gort::net` and `gort::time` find it on every thread of the runtime.
 ///
 /// The backend: `kind` if given, else the environment variable `GORT_DRIVER`
-/// (`uring` or `epoll`), else io_uring when the kernel offers it, else epoll.
+/// (`uring` or `epoll`), else epoll (see the crate docs for why io_uring is opt-in).
 ///
 /// # Errors
 /// `InvalidInput` for a bad `GORT_DRIVER`; io_uring's refusal when it was asked for;

@@ -252,13 +252,14 @@ pub(crate) fn trace_line(handle: &Handle, elapsed: Duration) -> String {
         .map(|t| format!(" {t}"))
         .unwrap_or_default();
     format!(
-        "gort: {}ms: workers={} threads={} idle={} searching={} handoffs={} globalq={} localq=[{}] blocking={} (idle {}) tasks={}{extra}",
+        "gort: {}ms: workers={} threads={} idle={} searching={} handoffs={} monitor_turns={} globalq={} localq=[{}] blocking={} (idle {}) tasks={}{extra}",
         elapsed.as_millis(),
         m.num_workers(),
         m.num_worker_threads(),
         m.num_parked_workers(),
         m.num_searching_workers(),
         m.num_handoffs(),
+        m.num_monitor_reactor_turns(),
         m.global_queue_depth(),
         local.join(" "),
         m.num_blocking_threads(),
