@@ -693,3 +693,11 @@ fn rt_drop_from_a_blocking_closure_returns() {
         "the other closure was not waited for"
     );
 }
+
+/// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`): the
+/// shutdown tests wait on the reactor's timers.
+#[test]
+fn rt_every_test_again_on_io_uring() {
+    let _w = watchdog("rt_every_test_again_on_io_uring", 240);
+    common::rerun_all_on_io_uring("rt_every_test_again_on_io_uring");
+}

@@ -5,6 +5,8 @@
 //! - `queue.rs`: the lock-free local run queue (one owner, many thieves).
 //! - `inject.rs`: the global injector.
 //! - `idle.rs`: the searching/parked accounting that decides whom to wake.
+//! - `slot.rs`: where an M lends its P during a poll or a park, with distinct owner
+//!   and thief (monitor) ends.
 
 pub(crate) mod idle;
 pub(crate) mod inject;
