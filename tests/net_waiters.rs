@@ -13,6 +13,14 @@ use common::watchdog;
 use gort::net::{TcpListener, TcpStream, UdpSocket};
 use gort::time::timeout;
 
+/// The tests that measure time or CPU run one at a time (the io_uring re-run counts as
+/// one: its child runs them again).
+static TIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn timing() -> std::sync::MutexGuard<'static, ()> {
+    TIMING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// How long a woken waiter may take; the bug this guards against shows as the 3 s
 /// timeout of the waiter that was never woken.
 const PROMPT: Duration = Duration::from_secs(1);
@@ -184,6 +192,7 @@ fn net_read_armed_before_a_long_computation_completes_on_the_idle_worker() {
         "net_read_armed_before_a_long_computation_completes_on_the_idle_worker",
         30,
     );
+    let _t = timing();
     let rt = gort::Runtime::builder().workers(2).build().unwrap();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -262,6 +271,7 @@ fn net_churn_with_peers_closing_mid_read_finishes_every_connection() {
         "net_churn_with_peers_closing_mid_read_finishes_every_connection",
         90,
     );
+    let _t = timing();
     const NAME: &str = "gort-churn";
     const CHURN: Duration = Duration::from_secs(10);
     const CLIENTS: usize = 8;
@@ -367,5 +377,6 @@ fn net_churn_with_peers_closing_mid_read_finishes_every_connection() {
 #[test]
 fn net_waiters_every_test_again_on_io_uring() {
     let _w = watchdog("net_waiters_every_test_again_on_io_uring", 240);
+    let _t = timing();
     common::rerun_all_on_io_uring("net_waiters_every_test_again_on_io_uring");
 }

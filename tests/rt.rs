@@ -701,3 +701,39 @@ fn rt_every_test_again_on_io_uring() {
     let _w = watchdog("rt_every_test_again_on_io_uring", 240);
     common::rerun_all_on_io_uring("rt_every_test_again_on_io_uring");
 }
+
+/// A task stuck in its poll on a std channel whose sender is a blocking closure
+/// waiting on a timer: while the drop waits for the stuck worker, it turns the
+/// reactor, the timer fires, the closure sends, the poll returns, the drop returns.
+#[test]
+fn rt_drop_returns_while_a_stuck_poll_waits_on_a_closure_waiting_on_a_timer() {
+    let _w = watchdog(
+        "rt_drop_returns_while_a_stuck_poll_waits_on_a_closure_waiting_on_a_timer",
+        30,
+    );
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let handle = rt.handle().clone();
+    let (tx, rx) = mpsc::channel::<()>();
+    let (started_tx, started) = mpsc::channel::<()>();
+    rt.spawn(async move {
+        started_tx.send(()).unwrap();
+        let _ = rx.recv();
+    });
+    started.recv().unwrap();
+    let (running_tx, running) = mpsc::channel::<()>();
+    rt.spawn_blocking(move || {
+        running_tx.send(()).unwrap();
+        handle.block_on(gort::time::sleep(Duration::from_millis(200)));
+        let _ = tx.send(());
+    });
+    // Running, so the drop cannot cancel it (and drop the sender) instead.
+    running.recv().unwrap();
+    let t = Instant::now();
+    drop(rt);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(100),
+        "the closure was not waited for"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}

@@ -27,11 +27,6 @@ pub(crate) struct BlockingPool {
     inner: Arc<Inner>,
 }
 
-/// While shutdown waits for blocking closures, how often it turns the reactor for them
-/// (the workers that did are gone): a closure in `Handle::block_on(sleep(..))` wakes at
-/// most this late.
-const SHUTDOWN_REACTOR_TICK: Duration = Duration::from_millis(1);
-
 std::thread_local! {
     /// The pool this thread belongs to (its `Inner`'s address), 0 elsewhere.
     static OWN_POOL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
@@ -127,10 +122,10 @@ impl BlockingPool {
 
     /// Stops accepting work, wakes idle threads and waits (at most until `deadline`) for
     /// the running ones to finish, calling `turn` (the reactor, without blocking) every
-    /// `SHUTDOWN_REACTOR_TICK` meanwhile. A pool thread calling this (a closure that
-    /// drops its runtime) does not wait for itself. Returns true when every other
-    /// thread exited.
-    pub(crate) fn shutdown(&self, deadline: Option<Instant>, turn: impl Fn()) -> bool {
+    /// `SHUTDOWN_REACTOR_TICK` meanwhile if there is one. A pool thread calling this (a
+    /// closure that drops its runtime) does not wait for itself. Returns true when
+    /// every other thread exited.
+    pub(crate) fn shutdown(&self, deadline: Option<Instant>, turn: Option<&dyn Fn()>) -> bool {
         let mut state = self.lock();
         state.shutdown = true;
         let queued = std::mem::take(&mut state.queue);
@@ -142,25 +137,37 @@ impl BlockingPool {
         let own = usize::from(OWN_POOL.try_with(|p| p.get() == me).unwrap_or(false));
         let mut state = self.lock();
         while state.num_threads > own {
-            let mut wait = SHUTDOWN_REACTOR_TICK;
+            let mut wait = turn.map(|_| crate::runtime::SHUTDOWN_REACTOR_TICK);
             if let Some(deadline) = deadline {
                 let now = Instant::now();
                 if now >= deadline {
                     return false;
                 }
-                wait = wait.min(deadline - now);
+                wait = Some(wait.map_or(deadline - now, |w| w.min(deadline - now)));
             }
-            state = self
-                .inner
-                .exit_cv
-                .wait_timeout(state, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            if state.num_threads > own {
-                drop(state);
-                turn();
-                state = self.lock();
-            }
+            state = match wait {
+                None => self
+                    .inner
+                    .exit_cv
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(w) => {
+                    let state = self
+                        .inner
+                        .exit_cv
+                        .wait_timeout(state, w)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    match turn {
+                        Some(turn) if state.num_threads > own => {
+                            drop(state);
+                            turn();
+                            self.lock()
+                        }
+                        _ => state,
+                    }
+                }
+            };
         }
         true
     }

@@ -19,6 +19,8 @@
 //!   (io_uring submits queued entries when the worker parks). [`Reactor::flush_stale`]
 //!   is called every monitor tick, so an entry queued by a worker that then computes
 //!   for a second reaches the kernel within two ticks.
+//!
+//! The monitor runs whenever a reactor is attached.
 //! - **What the deadlock check and the trace need.** [`Reactor::may_wake`] says
 //!   whether a registered timer or socket may still wake a task (then nothing is
 //!   deadlocked); [`Reactor::trace`] adds its counters to `schedtrace` lines.
@@ -68,8 +70,8 @@ pub trait Reactor: Send + Sync + 'static {
         false
     }
 
-    /// Submits work that workers queued and that was already waiting at the previous
-    /// call (the monitor calls it every tick).
+    /// Gets work submitted that workers queued and left waiting since the previous
+    /// call with no submission in between (the monitor calls it every tick).
     fn flush_stale(&self) {}
 
     /// Whether a timer or an I/O source is registered that may still wake a task.

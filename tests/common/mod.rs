@@ -66,7 +66,9 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs every test of this test binary again in a child process whose runtimes use
 /// io_uring (`GORT_DRIVER=uring`), so each networking test covers both backends.
-/// In the child (or where io_uring is unavailable, said on stderr) it does nothing.
+/// In the child it does nothing. Where io_uring is unavailable it says so on stderr and
+/// passes, unless `GORT_REQUIRE_URING=1`, which makes that a failure (for machines
+/// known to have io_uring, so that its coverage cannot vanish silently).
 #[allow(dead_code)]
 pub fn rerun_all_on_io_uring(this_test: &str) {
     if std::env::var_os("GORT_DRIVER").is_some() {
@@ -77,6 +79,10 @@ pub fn rerun_all_on_io_uring(this_test: &str) {
         .driver(gort::DriverKind::Uring)
         .build()
     {
+        assert!(
+            std::env::var_os("GORT_REQUIRE_URING").is_none_or(|v| v != "1"),
+            "GORT_REQUIRE_URING=1 but io_uring is unavailable here: {e}"
+        );
         eprintln!("io_uring unavailable here ({e}): these tests ran on epoll only");
         return;
     }

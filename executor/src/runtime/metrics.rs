@@ -55,6 +55,15 @@ impl RuntimeMetrics {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Hand-offs that found no thread to start (`RLIMIT_NPROC`, a pids cgroup): their
+    /// P's queued tasks went to the running workers, and the P waited for a thread.
+    pub fn num_failed_handoffs(&self) -> u64 {
+        self.handle
+            .shared
+            .failed_handoffs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Times the monitor turned the reactor itself because no thread had for
     /// [`REACTOR_UNWATCHED`](crate::reactor::REACTOR_UNWATCHED) (every worker busy in
     /// long polls, or stuck). Stays 0 while workers keep up.

@@ -15,9 +15,10 @@
 //!    cancelled by its worker when that poll returns.
 //! 3. Wait for the workers, then for the blocking threads that are still running a
 //!    closure (queued closures were cancelled in step 1), up to the timeout if one was
-//!    given. Meanwhile this thread turns the reactor (the workers that did are gone),
-//!    so a closure waiting in `Handle::block_on` for a timer or a socket still gets
-//!    it. A blocking thread that drops the runtime does not wait for itself.
+//!    given. Meanwhile this thread turns the reactor every millisecond (the monitor and
+//!    the workers that turned it are gone), so a stuck poll or a closure waiting in
+//!    `Handle::block_on` for a timer or a socket still gets it. A blocking thread that
+//!    drops the runtime does not wait for itself.
 
 mod block_on;
 mod builder;
@@ -47,6 +48,12 @@ use crate::sched::worker::{self, Shared};
 use crate::task::{self, Id, JoinHandle};
 
 pub(crate) type ThreadNameFn = Arc<dyn Fn() -> String + Send + Sync + 'static>;
+
+/// While shutdown waits for workers and blocking closures, how often it turns the
+/// reactor for them (the monitor is gone, and so are the workers that turned it): a
+/// poll or closure waiting on a timer or a socket (`Handle::block_on(sleep(..))` in a
+/// blocking closure) is served at most this late.
+pub(crate) const SHUTDOWN_REACTOR_TICK: Duration = Duration::from_millis(1);
 
 const NESTED_BLOCK_ON: &str = "gort: cannot block_on from inside a gort runtime: this thread is \
      already driving async code, and blocking it could deadlock the runtime. Use `.await` \
@@ -190,14 +197,17 @@ impl Runtime {
         // Step 3.
         // Workers (and threads retiring after a hand-off) are counted, not joined:
         // threads started by the monitor have no join handle here.
-        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        shared.wait_workers(remaining);
-        let reactor = shared.reactor.as_ref().map(|r| &*r.reactor);
-        shared.blocking.shutdown(deadline, || {
-            if let Some(r) = reactor {
-                r.poll_now();
+        let turn = shared.reactor.as_ref().map(|r| {
+            let r = &*r.reactor;
+            move || {
+                if r.may_wake() {
+                    r.poll_now();
+                }
             }
         });
+        let turn = turn.as_ref().map(|t| t as &dyn Fn());
+        shared.wait_workers(deadline, turn);
+        shared.blocking.shutdown(deadline, turn);
         // Anything woken meanwhile was refused by the closed injector.
     }
 }

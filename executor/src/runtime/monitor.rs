@@ -26,8 +26,8 @@
 //! some thread turns the reactor, which sleeping workers do (one of them blocks in it)
 //! and busy ones do every 61 ticks. A worker stuck in one poll does neither, so with
 //! every worker stuck nothing would ever wake. Each tick the monitor therefore
-//! 1. lets the reactor submit work that workers queued a tick ago and did not submit
-//!    ([`Reactor::flush_stale`](crate::reactor::Reactor::flush_stale)), and
+//! 1. lets the reactor submit work that workers queued and left unsubmitted for a
+//!    whole tick ([`Reactor::flush_stale`](crate::reactor::Reactor::flush_stale)), and
 //! 2. when the reactor's turn counter has not moved for
 //!    [`REACTOR_UNWATCHED`](crate::reactor::REACTOR_UNWATCHED), turns it without
 //!    blocking ([`Reactor::poll_now`](crate::reactor::Reactor::poll_now)): due timers
@@ -39,6 +39,9 @@
 //!
 //! A hand-off whose thread cannot be started leaves the P on the runtime's idle list
 //! (its queued tasks go to the injector); the monitor tries again every tick.
+//!
+//! The monitor runs whenever a reactor is attached (watching it is always needed),
+//! and otherwise only for hand-offs, the trace or the deadlock check.
 //!
 //! With `GORT_DEBUG=schedtrace=MS` the monitor also prints, every `MS` milliseconds, one
 //! line to stderr in the spirit of Go's `schedtrace`.
@@ -113,7 +116,12 @@ pub(crate) struct Config {
 
 /// Starts the monitor thread (unless it has nothing to do).
 pub(crate) fn start(handle: &Handle, config: Config) -> io::Result<()> {
-    if config.threshold.is_none() && config.schedtrace.is_none() && !config.deadlock {
+    // With a reactor there is always something to do: watch it (module docs).
+    if config.threshold.is_none()
+        && config.schedtrace.is_none()
+        && !config.deadlock
+        && handle.shared.reactor.is_none()
+    {
         return Ok(());
     }
     let handle = handle.clone();

@@ -54,7 +54,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::idle::Idle;
 use super::inject::Inject;
@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     pub(crate) handoffs: AtomicU64,
     /// Times the monitor turned the reactor because nobody else had.
     pub(crate) monitor_turns: AtomicU64,
+    /// Hand-offs whose thread could not be started.
+    pub(crate) failed_handoffs: AtomicU64,
     /// Ps without a thread: taken from a stuck M when no new thread could start.
     /// Their queued tasks were moved to the injector; the monitor retries a thread
     /// for them, and an M whose P was taken adopts one before retiring. Boxed: a P
@@ -246,6 +248,7 @@ pub(crate) fn create(
         live_cv: Condvar::new(),
         handoffs: AtomicU64::new(0),
         monitor_turns: AtomicU64::new(0),
+        failed_handoffs: AtomicU64::new(0),
         idle_ps: Mutex::new(Vec::new()),
         fail_spawns: std::sync::atomic::AtomicUsize::new(0),
         threads,
@@ -671,25 +674,40 @@ impl Shared {
         self.live_cv.notify_all();
     }
 
-    /// Waits until every worker thread has exited, or `timeout` passes; true if all did.
-    pub(crate) fn wait_workers(&self, timeout: Option<Duration>) -> bool {
-        let guard = lock(&self.live);
-        match timeout {
-            None => {
-                let _g = self
-                    .live_cv
-                    .wait_while(guard, |live| *live > 0)
-                    .unwrap_or_else(|e| e.into_inner());
-                true
+    /// Waits until every worker thread has exited, or `deadline` passes; true if all
+    /// did. With `turn`, wakes every `SHUTDOWN_REACTOR_TICK` to call it (the reactor,
+    /// for a poll stuck waiting on something only the reactor can deliver).
+    pub(crate) fn wait_workers(&self, deadline: Option<Instant>, turn: Option<&dyn Fn()>) -> bool {
+        let mut live = lock(&self.live);
+        while *live > 0 {
+            let mut wait = turn.map(|_| crate::runtime::SHUTDOWN_REACTOR_TICK);
+            if let Some(deadline) = deadline {
+                let now = Instant::now();
+                if now >= deadline {
+                    return false;
+                }
+                wait = Some(wait.map_or(deadline - now, |w| w.min(deadline - now)));
             }
-            Some(d) => {
-                let (g, _) = self
-                    .live_cv
-                    .wait_timeout_while(guard, d, |live| *live > 0)
-                    .unwrap_or_else(|e| e.into_inner());
-                *g == 0
-            }
+            live = match wait {
+                None => self.live_cv.wait(live).unwrap_or_else(|e| e.into_inner()),
+                Some(w) => {
+                    let live = self
+                        .live_cv
+                        .wait_timeout(live, w)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    match turn {
+                        Some(turn) if *live > 0 => {
+                            drop(live);
+                            turn();
+                            lock(&self.live)
+                        }
+                        _ => live,
+                    }
+                }
+            };
         }
+        true
     }
 
     /// Watches a `block_on` until the returned guard drops.
@@ -738,35 +756,46 @@ impl Shared {
     /// thread could be started; then the P's queued tasks go to the injector, where
     /// running workers take them, and the P waits on the idle list (see the module
     /// docs). The P is never put back into `m`'s slot: its owner may have retired.
+    ///
+    /// The idle list's lock is held from the steal to the end, so an M whose poll
+    /// returns meanwhile (and finds its slot empty) waits in [`adopt_idle_p`] until the
+    /// P is either running on the new thread or on the list for it to adopt: it can
+    /// never retire in between and leave the P without a thread.
     pub(crate) fn hand_off(handle: &Handle, m: &MState) -> bool {
+        let shared = &handle.shared;
+        let mut idle = lock(&shared.idle_ps);
         let Some(core) = m.slot.steal() else {
             return false;
         };
         match spawn_worker(handle, core) {
             Ok(()) => {
-                handle.shared.handoffs.fetch_add(1, Ordering::Relaxed);
+                shared.handoffs.fetch_add(1, Ordering::Relaxed);
                 true
             }
             Err((_, core)) => {
-                handle.shared.park_idle_p(core);
+                shared.failed_handoffs.fetch_add(1, Ordering::Relaxed);
+                let any = shared.park_idle_p(&mut idle, core);
+                drop(idle);
+                if any {
+                    shared.notify_parked();
+                }
                 false
             }
         }
     }
 
-    /// A P without a thread: its queued tasks to the injector (and a worker told),
-    /// the P to the idle list.
-    fn park_idle_p(&self, mut core: Box<Core>) {
+    /// A P without a thread: its queued tasks to the injector, the P to the idle list
+    /// (whose lock the caller holds). True when tasks were moved (tell a worker).
+    #[allow(clippy::vec_box)]
+    fn park_idle_p(&self, idle: &mut Vec<Box<Core>>, mut core: Box<Core>) -> bool {
         let mut tasks: Vec<Notified> = core.take_lifo(self).into_iter().collect();
         while let Some(task) = core.run_queue.pop() {
             tasks.push(task);
         }
         let any = !tasks.is_empty();
         self.inject.push_batch(tasks.into_iter());
-        lock(&self.idle_ps).push(core);
-        if any {
-            self.notify_parked();
-        }
+        idle.push(core);
+        any
     }
 
     /// An M whose P was handed off, back from its stuck poll: takes an idle P and binds
@@ -778,15 +807,14 @@ impl Shared {
     }
 
     /// The monitor, every tick: starts a thread for each idle P (after a failed
-    /// hand-off). Stops at the first failure; the next tick tries again.
+    /// hand-off). Stops at the first failure; the next tick tries again. Holds the idle
+    /// list's lock throughout, for the reason given at [`hand_off`](Self::hand_off).
     pub(crate) fn restart_idle_ps(handle: &Handle) {
         let shared = &handle.shared;
-        loop {
-            let Some(core) = lock(&shared.idle_ps).pop() else {
-                return;
-            };
+        let mut idle = lock(&shared.idle_ps);
+        while let Some(core) = idle.pop() {
             if let Err((_, core)) = spawn_worker(handle, core) {
-                lock(&shared.idle_ps).push(core);
+                idle.push(core);
                 return;
             }
             shared.handoffs.fetch_add(1, Ordering::Relaxed);

@@ -490,8 +490,22 @@ impl gort_executor::reactor::Reactor for Driver {
     }
 
     fn flush_stale(&self) {
-        if let Some(u) = self.uring() {
-            u.flush_stale();
+        let Some(u) = self.uring() else {
+            return;
+        };
+        if !u.take_stale() {
+            return;
+        }
+        match self.try_hold() {
+            // A worker waits in the ring: wake it, it submits them on its way back
+            // in, as their owner (see `uring/mod.rs`).
+            None => self.wake(),
+            // Every worker is busy: submit from here.
+            Some(holder) => {
+                u.flush();
+                drop(holder);
+                self.hand_to_sleeper();
+            }
         }
     }
 

@@ -15,10 +15,13 @@
 //!   `io_uring_enter` when it next parks (at the latest every 61 scheduler ticks, when
 //!   a busy worker looks at the driver), and reaps completions from the shared
 //!   completion queue without a system call while it runs. A worker that queues an
-//!   entry and then computes for long does not hold it back: the monitor calls
-//!   [`Uring::flush_stale`] every tick, which submits entries that were already
-//!   waiting at its previous tick, so an armed read reaches the kernel within two
-//!   monitor ticks (`net_read_armed_before_a_long_computation_completes`).
+//!   entry and then computes for long does not hold it back: every monitor tick,
+//!   entries that were already waiting at the previous tick ([`Uring::take_stale`])
+//!   are submitted: by the worker blocked in the ring, which the monitor wakes so that
+//!   it re-enters the kernel (the requests are then that worker's, and their task work
+//!   wakes a thread that waits for completions anyway), or by the monitor itself when
+//!   no worker is in the ring. An armed read reaches the kernel within two monitor
+//!   ticks (`net_read_armed_before_a_long_computation_completes_on_the_idle_worker`).
 //! - Wake-ups: an `eventfd` with one `READ` in flight; another thread writes the
 //!   eventfd to end the holder's wait.
 //!
@@ -70,7 +73,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -155,8 +158,12 @@ pub(crate) struct Uring {
     sq_lock: Mutex<()>,
     /// Entries pushed since the last `io_uring_enter`.
     unsubmitted: AtomicBool,
-    /// [`flush_stale`](Self::flush_stale) saw entries waiting at its last call.
-    stale: AtomicBool,
+    /// Submissions so far (each `io_uring_enter` that submits), for [`take_stale`].
+    ///
+    /// [`take_stale`]: Self::take_stale
+    submits: AtomicU64,
+    /// `take_stale`'s reading at its last call: `submits << 1 | entries waiting`.
+    stale_probe: AtomicU64,
     eventfd: OwnedFd,
     /// Where the eventfd `READ` writes; leaked, so it outlives the ring.
     wake_buf: &'static WakeBuf,
@@ -229,7 +236,8 @@ impl Uring {
             ring,
             sq_lock: Mutex::new(()),
             unsubmitted: AtomicBool::new(false),
-            stale: AtomicBool::new(false),
+            submits: AtomicU64::new(0),
+            stale_probe: AtomicU64::new(0),
             eventfd,
             wake_buf: Box::leak(Box::new(WakeBuf(UnsafeCell::new(0)))),
             ops: Mutex::new(Ops::default()),
@@ -256,6 +264,7 @@ impl Uring {
             }
             drop(sq);
             // Full: submit what is queued to make room.
+            self.count_submit();
             if self.ring.submit().is_err() {
                 std::thread::yield_now();
             }
@@ -282,30 +291,32 @@ impl Uring {
         // A load first: parks call this, and usually nothing is queued (no write to
         // the shared cache line then).
         if self.has_unsubmitted() && self.unsubmitted.swap(false, Ordering::AcqRel) {
+            self.count_submit();
             let _ = self.ring.submit();
         }
     }
 
-    /// The monitor, every tick: submits entries that were already waiting at the
-    /// previous call (a worker queued them and went on computing instead of parking).
-    /// Entries queued since are left for their worker's own batch.
-    pub(crate) fn flush_stale(&self) {
-        if !self.has_unsubmitted() {
-            self.stale.store(false, Ordering::Relaxed);
-            return;
-        }
-        // Entries may have been submitted and new ones queued in between: then these
-        // go a little early, which costs one submission, never a lost one.
-        if self.stale.swap(true, Ordering::Relaxed) {
-            self.stale.store(false, Ordering::Relaxed);
-            self.flush();
-        }
+    /// The monitor, every tick: whether entries have been waiting since its previous
+    /// call with no submission at all in between (a worker queued them and went on
+    /// computing instead of parking). A busy worker that submits its batches itself
+    /// never trips it. The caller gets them submitted (`Driver::flush_stale`).
+    pub(crate) fn take_stale(&self) -> bool {
+        let pending = self.has_unsubmitted();
+        let probe = (self.submits.load(Ordering::Relaxed) << 1) | u64::from(pending);
+        let prev = self.stale_probe.swap(probe, Ordering::Relaxed);
+        pending && prev == probe
+    }
+
+    /// Counts one submitting `io_uring_enter`.
+    fn count_submit(&self) {
+        self.submits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Submits now, whoever else may be about to: when the caller must know the kernel
     /// has taken what was queued.
     pub(crate) fn submit_now(&self) {
         self.unsubmitted.swap(false, Ordering::SeqCst);
+        self.count_submit();
         // Callers rely on the kernel having taken the entries (a cancel before the fd
         // is closed): retry what is transient.
         for _ in 0..SUBMIT_RETRIES {
@@ -365,7 +376,9 @@ impl Uring {
         // A swap, not a store: it orders the tail read below after it, so an entry a
         // worker pushed before setting the flag is either in this submission or its
         // flag survives for the worker's own flush.
-        self.unsubmitted.swap(false, Ordering::SeqCst);
+        if self.unsubmitted.swap(false, Ordering::SeqCst) {
+            self.count_submit();
+        }
         // SAFETY: only the driver's holder touches the completion queue.
         let ready = !unsafe { self.ring.completion_shared() }.is_empty();
         let submitter = self.ring.submitter();
