@@ -135,41 +135,13 @@ impl BlockingPool {
 
         let me = Arc::as_ptr(&self.inner) as usize;
         let own = usize::from(OWN_POOL.try_with(|p| p.get() == me).unwrap_or(false));
-        let mut state = self.lock();
-        while state.num_threads > own {
-            let mut wait = turn.map(|_| crate::runtime::SHUTDOWN_REACTOR_TICK);
-            if let Some(deadline) = deadline {
-                let now = Instant::now();
-                if now >= deadline {
-                    return false;
-                }
-                wait = Some(wait.map_or(deadline - now, |w| w.min(deadline - now)));
-            }
-            state = match wait {
-                None => self
-                    .inner
-                    .exit_cv
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner()),
-                Some(w) => {
-                    let state = self
-                        .inner
-                        .exit_cv
-                        .wait_timeout(state, w)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                    match turn {
-                        Some(turn) if state.num_threads > own => {
-                            drop(state);
-                            turn();
-                            self.lock()
-                        }
-                        _ => state,
-                    }
-                }
-            };
-        }
-        true
+        crate::runtime::wait_turning(
+            &self.inner.state,
+            &self.inner.exit_cv,
+            deadline,
+            turn,
+            |state| state.num_threads <= own,
+        )
     }
 
     pub(crate) fn num_threads(&self) -> usize {

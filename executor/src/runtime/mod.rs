@@ -55,6 +55,44 @@ pub(crate) type ThreadNameFn = Arc<dyn Fn() -> String + Send + Sync + 'static>;
 /// blocking closure) is served at most this late.
 pub(crate) const SHUTDOWN_REACTOR_TICK: Duration = Duration::from_millis(1);
 
+/// Shutdown's waits: blocks on `cv` (guarding `lock`) until `done` holds or `deadline`
+/// passes; with `turn`, wakes every [`SHUTDOWN_REACTOR_TICK`] and calls it with the lock
+/// released. True when `done` held.
+pub(crate) fn wait_turning<T>(
+    lock: &std::sync::Mutex<T>,
+    cv: &std::sync::Condvar,
+    deadline: Option<Instant>,
+    turn: Option<&dyn Fn()>,
+    done: impl Fn(&T) -> bool,
+) -> bool {
+    let relock = || lock.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = relock();
+    while !done(&guard) {
+        let mut wait = turn.map(|_| SHUTDOWN_REACTOR_TICK);
+        if let Some(deadline) = deadline {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            wait = Some(wait.map_or(deadline - now, |w| w.min(deadline - now)));
+        }
+        guard = match wait {
+            None => cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
+            Some(w) => {
+                cv.wait_timeout(guard, w)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        };
+        if let Some(turn) = turn.filter(|_| !done(&guard)) {
+            drop(guard);
+            turn();
+            guard = relock();
+        }
+    }
+    true
+}
+
 const NESTED_BLOCK_ON: &str = "gort: cannot block_on from inside a gort runtime: this thread is \
      already driving async code, and blocking it could deadlock the runtime. Use `.await` \
      instead, or move the blocking call to `gort::spawn_blocking`.";

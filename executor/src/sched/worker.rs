@@ -678,36 +678,7 @@ impl Shared {
     /// did. With `turn`, wakes every `SHUTDOWN_REACTOR_TICK` to call it (the reactor,
     /// for a poll stuck waiting on something only the reactor can deliver).
     pub(crate) fn wait_workers(&self, deadline: Option<Instant>, turn: Option<&dyn Fn()>) -> bool {
-        let mut live = lock(&self.live);
-        while *live > 0 {
-            let mut wait = turn.map(|_| crate::runtime::SHUTDOWN_REACTOR_TICK);
-            if let Some(deadline) = deadline {
-                let now = Instant::now();
-                if now >= deadline {
-                    return false;
-                }
-                wait = Some(wait.map_or(deadline - now, |w| w.min(deadline - now)));
-            }
-            live = match wait {
-                None => self.live_cv.wait(live).unwrap_or_else(|e| e.into_inner()),
-                Some(w) => {
-                    let live = self
-                        .live_cv
-                        .wait_timeout(live, w)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                    match turn {
-                        Some(turn) if *live > 0 => {
-                            drop(live);
-                            turn();
-                            lock(&self.live)
-                        }
-                        _ => live,
-                    }
-                }
-            };
-        }
-        true
+        crate::runtime::wait_turning(&self.live, &self.live_cv, deadline, turn, |live| *live == 0)
     }
 
     /// Watches a `block_on` until the returned guard drops.
