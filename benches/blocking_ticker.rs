@@ -65,6 +65,35 @@ impl Ticker {
     }
 }
 
+/// The `sleep` and `spawn_blocking` tickers, on either runtime (`sleep` and
+/// `blocking` are its own): ticks until `stop`, returns the worst gap. The echo ticker
+/// is measured by its client instead (zero here).
+async fn tick_loop<S, SF, B, BF>(
+    ticker: Ticker,
+    stop: Arc<AtomicBool>,
+    sleep: S,
+    blocking: B,
+) -> Duration
+where
+    S: Fn() -> SF,
+    SF: std::future::Future<Output = ()>,
+    B: Fn() -> BF,
+    BF: std::future::Future<Output = ()>,
+{
+    let (mut last, mut worst) = (Instant::now(), Duration::ZERO);
+    while !stop.load(Ordering::SeqCst) {
+        match ticker {
+            Ticker::Sleep => sleep().await,
+            Ticker::SpawnBlocking => blocking().await,
+            Ticker::Echo => return Duration::ZERO,
+        }
+        let now = Instant::now();
+        worst = worst.max(now - last);
+        last = now;
+    }
+    worst
+}
+
 /// The client side of the echo ticker: round trips every `TICK` until `stop`; the
 /// worst gap between the starts of two round trips.
 fn echo_client(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Duration {
@@ -112,22 +141,16 @@ fn gort_worst_gap(ticker: Ticker, blocker: Blocker, threshold: Duration) -> (Dur
     });
     let s = stop.clone();
     let worst = rt.block_on(async move {
-        let ticks = gort::spawn(async move {
-            let (mut last, mut worst) = (Instant::now(), Duration::ZERO);
-            while !s.load(Ordering::SeqCst) {
-                match ticker {
-                    Ticker::Sleep => gort::time::sleep(TICK).await,
-                    Ticker::SpawnBlocking => gort::spawn_blocking(|| std::thread::sleep(TICK))
-                        .await
-                        .expect("tick"),
-                    Ticker::Echo => return Duration::ZERO,
-                }
-                let now = Instant::now();
-                worst = worst.max(now - last);
-                last = now;
-            }
-            worst
-        });
+        let ticks = gort::spawn(tick_loop(
+            ticker,
+            s,
+            || gort::time::sleep(TICK),
+            || async {
+                gort::spawn_blocking(|| std::thread::sleep(TICK))
+                    .await
+                    .expect("tick")
+            },
+        ));
         gort::time::sleep(SETTLE).await;
         gort::spawn(async move { blocker.run() })
             .await
@@ -172,24 +195,16 @@ fn tokio_worst_gap(ticker: Ticker, blocker: Blocker) -> Duration {
     });
     let s = stop.clone();
     let worst = rt.block_on(async move {
-        let ticks = tokio::spawn(async move {
-            let (mut last, mut worst) = (Instant::now(), Duration::ZERO);
-            while !s.load(Ordering::SeqCst) {
-                match ticker {
-                    Ticker::Sleep => tokio::time::sleep(TICK).await,
-                    Ticker::SpawnBlocking => {
-                        tokio::task::spawn_blocking(|| std::thread::sleep(TICK))
-                            .await
-                            .expect("tick")
-                    }
-                    Ticker::Echo => return Duration::ZERO,
-                }
-                let now = Instant::now();
-                worst = worst.max(now - last);
-                last = now;
-            }
-            worst
-        });
+        let ticks = tokio::spawn(tick_loop(
+            ticker,
+            s,
+            || tokio::time::sleep(TICK),
+            || async {
+                tokio::task::spawn_blocking(|| std::thread::sleep(TICK))
+                    .await
+                    .expect("tick")
+            },
+        ));
         tokio::time::sleep(SETTLE).await;
         tokio::spawn(async move { blocker.run() })
             .await

@@ -38,8 +38,8 @@ use crate::park::Park;
 /// in a poll (a worker sleeping in the reactor notices at once; a busy one every 61
 /// ticks). Measured with `cargo bench --bench blocking_ticker` (a 10 ms ticker beside a
 /// task blocking its only worker for 1 s): with 10 ms the worst gap was 11-27 ms and
-/// the monitor turned the reactor once per blocked second (after that the hand-off
-/// thread watches); with 2 ms the worst gaps were the same, 16-27 ms (the hand-off
+/// the monitor turned the reactor 0-3 times per blocked second, mostly once (after
+/// the first turn the hand-off thread watches); with 2 ms the worst gaps were the same, 16-27 ms (the hand-off
 /// threshold and the new thread's start dominate), for 3-4 turns. Under 10 s of echo
 /// load with nothing blocking, the monitor turned it 0-1 times.
 pub const REACTOR_UNWATCHED: Duration = Duration::from_millis(10);
