@@ -113,11 +113,14 @@ pub struct File {
 
 enum State {
     /// `buf` holds read-ahead bytes not yet returned (`pos` is the next one).
-    Idle {
-        buf: Vec<u8>,
-        pos: usize,
+    Idle { buf: Vec<u8>, pos: usize },
+    /// One operation on the blocking pool. `seek` is the position a seek in flight was
+    /// asked for, so that the re-poll of the same `poll_seek` waits for it instead of
+    /// seeking again.
+    Busy {
+        job: JoinHandle<(Op, Vec<u8>)>,
+        seek: Option<SeekFrom>,
     },
-    Busy(JoinHandle<(Op, Vec<u8>)>),
 }
 
 enum Op {
@@ -125,6 +128,22 @@ enum Op {
     Write(io::Result<()>),
     Seek(io::Result<u64>),
 }
+
+/// What the operation that [`File::poll_idle`] waited for did.
+enum Done {
+    /// Nothing was in flight.
+    Nothing,
+    /// A read filled the buffer with this many bytes (0: end of file).
+    Read(usize),
+    Write,
+    /// A seek moved the cursor here.
+    Seek(u64),
+}
+
+/// First chunk of a large `read_at`: the buffer grows with the data that arrives, not
+/// with the length asked for, so `read_at(usize::MAX, 0)` of a small file allocates
+/// what the file holds.
+const READ_AT_FIRST_CHUNK: usize = 1024 * 1024;
 
 impl File {
     fn from_std(std: std::fs::File) -> File {
@@ -159,36 +178,56 @@ impl File {
             .map(File::from_std)
     }
 
-    /// Reads at `offset` without moving the cursor; returns the bytes read.
+    /// Reads up to `len` bytes at `offset` without moving the cursor; returns the bytes
+    /// read (fewer than `len` at the end of the file). Any `len` is accepted: the buffer
+    /// grows with the data read (1 MiB first, then doubling), not with `len`.
     ///
     /// # Errors
-    /// As `pread(2)`.
+    /// As `pread(2)`; `InvalidInput` when the offset passes `i64::MAX` (the kernel's
+    /// limit; io_uring would read at the cursor instead).
     ///
     /// # Cancel safety
     /// Cancel safe: it does not move the cursor.
     pub async fn read_at(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
-        if let Some(driver) = uring_driver() {
-            return uring::read_at(&driver, &self.std, len, offset).await;
+        let driver = uring_driver();
+        let mut out = Vec::new();
+        let mut chunk = len.min(READ_AT_FIRST_CHUNK);
+        while chunk > 0 {
+            let at = file_offset("File::read_at", offset, out.len())?;
+            let (res, buf) = match &driver {
+                Some(driver) => uring::read_at(driver, &self.std, out, chunk, at).await,
+                None => {
+                    let f = self.std.clone();
+                    gort_executor::spawn_blocking(move || {
+                        let start = out.len();
+                        out.resize(start + chunk, 0);
+                        let res = f.read_at(&mut out[start..], at);
+                        out.truncate(start + *res.as_ref().unwrap_or(&0));
+                        (res, out)
+                    })
+                    .await
+                    .map_err(io::Error::from)?
+                }
+            };
+            out = buf;
+            if res? < chunk {
+                break;
+            }
+            chunk = (len - out.len()).min(out.len());
         }
-        let f = self.std.clone();
-        blocking(move || {
-            let mut buf = vec![0u8; len];
-            let n = f.read_at(&mut buf, offset)?;
-            buf.truncate(n);
-            Ok(buf)
-        })
-        .await
+        Ok(out)
     }
 
     /// Writes all of `data` at `offset` without moving the cursor.
     ///
     /// # Errors
-    /// As `pwrite(2)`.
+    /// As `pwrite(2)`; `InvalidInput` when `offset + data.len()` passes `i64::MAX`.
     ///
     /// # Cancel safety
     /// If dropped, part of the data may have been written (on epoll the write
     /// completes in the background; on io_uring the remaining writes are cancelled).
     pub async fn write_at(&self, data: Vec<u8>, offset: u64) -> io::Result<()> {
+        file_offset("File::write_at", offset, data.len())?;
         if let Some(driver) = uring_driver() {
             return uring::write_all_at(&driver, &self.std, data, offset).await;
         }
@@ -218,33 +257,94 @@ impl File {
         blocking(move || f.metadata()).await
     }
 
-    /// Waits for the operation in flight; surfaces a background write's error.
-    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let State::Busy(job) = &mut self.state else {
-            return Poll::Ready(Ok(()));
+    /// Waits for the operation in flight and says what it did; surfaces its error (a
+    /// background write's included). The file is idle afterwards whatever happened,
+    /// also when the job itself failed (a panic, or a runtime shutting down).
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Done>> {
+        let State::Busy { job, .. } = &mut self.state else {
+            return Poll::Ready(Ok(Done::Nothing));
         };
-        let (op, mut buf) = ready!(Pin::new(job).poll(cx)).map_err(io::Error::from)?;
+        let joined = ready!(Pin::new(job).poll(cx));
+        let (op, mut buf) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                self.state = State::Idle {
+                    buf: Vec::new(),
+                    pos: 0,
+                };
+                return Poll::Ready(Err(io::Error::from(e)));
+            }
+        };
         // Only a read leaves bytes to serve; a write's or seek's buffer is spent.
         let res = match op {
             Op::Read(Ok(n)) => {
                 buf.truncate(n);
-                Ok(())
+                Ok(Done::Read(n))
             }
             Op::Read(Err(e)) | Op::Write(Err(e)) | Op::Seek(Err(e)) => {
                 buf.clear();
                 Err(e)
             }
-            Op::Write(Ok(())) | Op::Seek(Ok(_)) => {
+            Op::Write(Ok(())) => {
                 buf.clear();
-                Ok(())
+                Ok(Done::Write)
+            }
+            Op::Seek(Ok(at)) => {
+                buf.clear();
+                Ok(Done::Seek(at))
             }
         };
         self.state = State::Idle { buf, pos: 0 };
         Poll::Ready(res)
     }
+
+    /// Starts `op` on the blocking pool with the idle buffer; returns nothing (the
+    /// caller polls it through [`poll_idle`](Self::poll_idle)).
+    fn start(
+        &mut self,
+        seek: Option<SeekFrom>,
+        op: impl FnOnce(&std::fs::File, Vec<u8>) -> (Op, Vec<u8>) + Send + 'static,
+    ) {
+        let buf = match &mut self.state {
+            State::Idle { buf, .. } => std::mem::take(buf),
+            State::Busy { .. } => unreachable!("an operation starts only on an idle file"),
+        };
+        let f = self.std.clone();
+        let job = gort_executor::spawn_blocking(move || op(&f, buf));
+        self.state = State::Busy { job, seek };
+    }
+
+    /// Read-ahead bytes the caller has not consumed.
+    fn unread(&self) -> usize {
+        match &self.state {
+            State::Idle { buf, pos } => buf.len() - pos,
+            State::Busy { .. } => 0,
+        }
+    }
 }
 
 use std::future::Future as _;
+
+/// `offset + done` as a file offset, which the kernel caps at `i64::MAX`. Checked here
+/// because io_uring reads `-1` (`u64::MAX`) as "at the cursor", which would move it.
+fn file_offset(what: &str, offset: u64, done: usize) -> io::Result<u64> {
+    offset
+        .checked_add(done as u64)
+        .filter(|&at| at <= i64::MAX as u64)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what}: offset {offset} + {done} passes i64::MAX"),
+            )
+        })
+}
+
+fn invalid_seek() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "File::seek: the relative position overflows an i64",
+    )
+}
 
 impl AsyncRead for File {
     fn poll_read(
@@ -253,41 +353,31 @@ impl AsyncRead for File {
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.poll_idle(cx))?;
-            let State::Idle { buf, pos } = &mut self.state else {
-                unreachable!("poll_idle leaves the file idle");
-            };
-            if *pos < buf.len() {
-                let n = out.len().min(buf.len() - *pos);
-                out[..n].copy_from_slice(&buf[*pos..*pos + n]);
-                *pos += n;
-                return Poll::Ready(Ok(n));
+            if let Done::Read(0) = ready!(self.poll_idle(cx))? {
+                // The read in flight found the end of the file.
+                return Poll::Ready(Ok(0));
             }
-            // Nothing buffered: read ahead on the blocking pool.
-            let mut buf = std::mem::take(buf);
-            let want = out.len().clamp(1, MAX_CHUNK);
-            buf.clear();
-            buf.resize(want, 0);
-            let f = self.std.clone();
-            let job = gort_executor::spawn_blocking(move || {
-                let res = (&*f).read(&mut buf);
-                (Op::Read(res), buf)
-            });
-            self.state = State::Busy(job);
-            // Loop: poll the job now (it may already be done) and serve from it.
-            if let State::Busy(job) = &mut self.state {
-                let (op, buf) = ready!(Pin::new(job).poll(cx)).map_err(io::Error::from)?;
-                let n = match op {
-                    Op::Read(res) => res?,
-                    _ => unreachable!("a read job returns Op::Read"),
-                };
-                let mut buf = buf;
-                buf.truncate(n);
-                self.state = State::Idle { buf, pos: 0 };
-                if n == 0 {
-                    return Poll::Ready(Ok(0));
+            if let State::Idle { buf, pos } = &mut self.state {
+                if *pos < buf.len() {
+                    let n = out.len().min(buf.len() - *pos);
+                    out[..n].copy_from_slice(&buf[*pos..*pos + n]);
+                    *pos += n;
+                    return Poll::Ready(Ok(n));
                 }
             }
+            if out.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            // Nothing buffered: read ahead on the blocking pool, then poll it (it may
+            // already be done) through `poll_idle`, which serves or surfaces its error.
+            let want = out.len().min(MAX_CHUNK);
+            self.start(None, move |f, mut buf| {
+                buf.clear();
+                buf.resize(want, 0);
+                let mut f = f;
+                let res = f.read(&mut buf);
+                (Op::Read(res), buf)
+            });
         }
     }
 }
@@ -299,30 +389,29 @@ impl AsyncWrite for File {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         ready!(self.poll_idle(cx))?;
-        let State::Idle { buf, pos } = &mut self.state else {
-            unreachable!("poll_idle leaves the file idle");
-        };
         // Read-ahead bytes the caller never saw: move the cursor back over them.
-        let unread = (buf.len() - *pos) as i64;
-        let mut buf = std::mem::take(buf);
+        let unread = self.unread() as i64;
         let n = data.len().min(MAX_CHUNK);
+        let mut buf = match &mut self.state {
+            State::Idle { buf, .. } => std::mem::take(buf),
+            State::Busy { .. } => unreachable!("poll_idle leaves the file idle"),
+        };
         buf.clear();
         buf.extend_from_slice(&data[..n]);
-        let f = self.std.clone();
-        self.state = State::Busy(gort_executor::spawn_blocking(move || {
+        self.start(None, move |mut f, _spent| {
             let res = (|| {
                 if unread > 0 {
-                    (&*f).seek(SeekFrom::Current(-unread))?;
+                    f.seek(SeekFrom::Current(-unread))?;
                 }
-                (&*f).write_all(&buf)
+                f.write_all(&buf)
             })();
             (Op::Write(res), buf)
-        }));
+        });
         Poll::Ready(Ok(n))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_idle(cx)
+        self.poll_idle(cx).map_ok(|_| ())
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -331,34 +420,33 @@ impl AsyncWrite for File {
 }
 
 impl AsyncSeek for File {
+    /// Seeks once per call: the re-polls of a pending call wait for its seek (a call
+    /// whose future was dropped mid-seek and a new call with the same `pos` share that
+    /// seek, which moved the cursor exactly once).
     fn poll_seek(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         pos: SeekFrom,
     ) -> Poll<io::Result<u64>> {
-        ready!(self.poll_idle(cx))?;
-        let State::Idle { buf, pos: read_pos } = &mut self.state else {
-            unreachable!("poll_idle leaves the file idle");
-        };
-        // Relative seeks count from what the caller has consumed, not the read-ahead.
-        let unread = (buf.len() - *read_pos) as i64;
-        let pos = match pos {
-            SeekFrom::Current(d) => SeekFrom::Current(d - unread),
-            other => other,
-        };
-        let buf = std::mem::take(buf);
-        let f = self.std.clone();
-        let job = gort_executor::spawn_blocking(move || ((Op::Seek((&*f).seek(pos))), buf));
-        self.state = State::Busy(job);
-        let State::Busy(job) = &mut self.state else {
-            unreachable!("just set");
-        };
-        let (op, mut buf) = ready!(Pin::new(job).poll(cx)).map_err(io::Error::from)?;
-        buf.clear();
-        self.state = State::Idle { buf, pos: 0 };
-        match op {
-            Op::Seek(res) => Poll::Ready(res),
-            _ => unreachable!("a seek job returns Op::Seek"),
+        loop {
+            let ours = matches!(&self.state, State::Busy { seek: Some(p), .. } if *p == pos);
+            let done = ready!(self.poll_idle(cx));
+            if ours {
+                return Poll::Ready(done.map(|d| match d {
+                    Done::Seek(at) => at,
+                    _ => unreachable!("a seek job returns Op::Seek"),
+                }));
+            }
+            done?;
+            // Relative seeks count from what the caller has consumed, not the read-ahead.
+            let unread = self.unread() as i64;
+            let target = match pos {
+                SeekFrom::Current(d) => {
+                    SeekFrom::Current(d.checked_sub(unread).ok_or_else(invalid_seek)?)
+                }
+                other => other,
+            };
+            self.start(Some(pos), move |mut f, buf| (Op::Seek(f.seek(target)), buf));
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `READ` at an offset into a new buffer (`File::read_at` on io_uring).
+//! `READ` at an offset into a buffer's spare capacity (`File::read_at` on io_uring).
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -9,27 +9,36 @@ use io_uring::{opcode, types};
 use super::{result, Op};
 use crate::driver::Driver;
 
-/// Reads up to `len` bytes at `offset`.
+/// Reads up to `want` bytes at `offset`, appended to `buf` (which it grows by `want`
+/// first); returns the number read and the buffer.
 pub(crate) async fn read_at(
     driver: &Arc<Driver>,
     file: &Arc<std::fs::File>,
-    len: usize,
+    mut buf: Vec<u8>,
+    want: usize,
     offset: u64,
-) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(len);
+) -> (io::Result<usize>, Vec<u8>) {
+    let want = want.min(u32::MAX as usize);
+    buf.reserve(want);
+    let start = buf.len();
     let entry = opcode::Read::new(
         types::Fd(file.as_raw_fd()),
-        buf.as_mut_ptr(),
-        len.min(u32::MAX as usize) as u32,
+        // SAFETY: `start <= capacity`, and `want` bytes of spare capacity follow it.
+        unsafe { buf.as_mut_ptr().add(start) },
+        want as u32,
     )
     .offset(offset)
     .build();
-    // SAFETY: the op keeps the buffer and the file (so its fd stays open) until the
-    // kernel is done with them.
+    // SAFETY: the op keeps the buffer (its heap block does not move when the `Vec`
+    // does) and the file (so its fd stays open) until the kernel is done with them.
     let op = unsafe { Op::new(driver.clone(), entry, (buf, file.clone()), |_, _| {}) };
     let (res, (mut buf, _)) = op.await;
-    let n = result(res)?;
-    // SAFETY: the kernel wrote `n <= len` bytes.
-    unsafe { buf.set_len(n) };
-    Ok(buf)
+    match result(res) {
+        Ok(n) => {
+            // SAFETY: the kernel wrote `n <= want` bytes after `start`.
+            unsafe { buf.set_len(start + n) };
+            (Ok(n), buf)
+        }
+        Err(e) => (Err(e), buf),
+    }
 }
