@@ -41,14 +41,12 @@ impl Builder {
     }
 
     /// See [`gort_executor::Builder::workers`].
-    #[track_caller]
     pub fn workers(&mut self, n: usize) -> &mut Self {
         self.inner.workers(n);
         self
     }
 
     /// See [`gort_executor::Builder::max_blocking_threads`].
-    #[track_caller]
     pub fn max_blocking_threads(&mut self, n: usize) -> &mut Self {
         self.inner.max_blocking_threads(n);
         self

@@ -26,7 +26,29 @@ fn rt_env_workers_sets_count_and_bad_values_are_clear_errors() {
 
     std::env::set_var("GORT_WORKERS", "0");
     assert!(Runtime::new().is_err());
+    // Too many: `GORT_WORKERS=65535` panicked deep inside the scheduler ("too many
+    // workers"), and 18446744073709551615 allocated until 4 GiB of RSS. Both are the
+    // error that names the variable and its range.
+    for huge in ["65535", "1025", "18446744073709551615"] {
+        std::env::set_var("GORT_WORKERS", huge);
+        let err = Runtime::new().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("GORT_WORKERS") && msg.contains("1..=1024"),
+            "{msg}"
+        );
+    }
+    std::env::set_var("GORT_WORKERS", "1024");
+    assert_eq!(Runtime::new().unwrap().metrics().num_workers(), 1024);
     std::env::remove_var("GORT_WORKERS");
+    std::env::set_var("GORT_MAX_BLOCKING", "100001");
+    let msg = Runtime::new().unwrap_err().to_string();
+    assert!(msg.contains("GORT_MAX_BLOCKING"), "{msg}");
+    std::env::remove_var("GORT_MAX_BLOCKING");
+    std::env::set_var("GORT_DEBUG", "schedtrace=18446744073709551615");
+    drop(Runtime::new().unwrap());
+    std::env::remove_var("GORT_DEBUG");
 
     std::env::set_var("GORT_MAX_BLOCKING", "-5");
     let msg = Runtime::new().unwrap_err().to_string();

@@ -109,12 +109,135 @@ async fn fs_read_at_huge_length_allocates_for_the_data_only() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// Dropping the leaf of a 1,000,000-deep chain of `with_cancel` overflowed the stack
+/// and aborted the process: each scope's drop recursed into its parent's. The chain
+/// also cancels from its root in one go, and every scope is released.
+#[test]
+fn context_million_deep_chain_drops_without_recursion() {
+    let _w = watchdog("context_million_deep_chain_drops_without_recursion", 120);
+    const DEPTH: usize = 1_000_000;
+    let root = gort::sync::Context::background().with_cancel();
+    let (root_ctx, root_cancel) = root;
+    let mut leaf = root_ctx.clone();
+    for _ in 0..DEPTH {
+        leaf = leaf.with_cancel().0;
+    }
+    assert!(leaf.err().is_none());
+    assert_eq!(root_ctx.num_children(), 1);
+    drop(leaf);
+    assert_eq!(root_ctx.num_children(), 0, "the chain was not released");
+    // Again, cancelled from the root while the leaf lives.
+    let mut leaf = root_ctx.clone();
+    for _ in 0..DEPTH {
+        leaf = leaf.with_cancel().0;
+    }
+    root_cancel.cancel();
+    assert_eq!(leaf.err(), Some(gort::sync::ContextError::Canceled));
+    drop(leaf);
+}
+
+/// Every knob has a documented range; out of it, `build` fails with `InvalidInput`
+/// naming the knob (never a panic deep inside, never an allocation the size of the
+/// input). In range, the extremes work.
+#[test]
+fn builder_knobs_out_of_range_are_errors_naming_the_knob() {
+    let _w = watchdog("builder_knobs_out_of_range_are_errors_naming_the_knob", 60);
+    type Knob = fn(&mut gort::Builder);
+    let bad: [(&str, Knob); 8] = [
+        ("Builder::workers", |b| {
+            b.workers(0);
+        }),
+        ("Builder::workers", |b| {
+            b.workers(1025);
+        }),
+        ("Builder::workers", |b| {
+            b.workers(usize::MAX);
+        }),
+        ("Builder::max_blocking_threads", |b| {
+            b.max_blocking_threads(0);
+        }),
+        ("Builder::max_blocking_threads", |b| {
+            b.max_blocking_threads(usize::MAX);
+        }),
+        ("Builder::thread_stack_size", |b| {
+            b.thread_stack_size(1024);
+        }),
+        ("Builder::thread_stack_size", |b| {
+            b.thread_stack_size(usize::MAX);
+        }),
+        ("Builder::blocking_threshold", |b| {
+            b.blocking_threshold(Duration::from_micros(10));
+        }),
+    ];
+    for (knob, set) in bad {
+        let mut b = gort::Runtime::builder();
+        set(&mut b);
+        let err = b.build().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{knob}: {err}");
+        assert!(err.to_string().contains(knob), "{knob}: {err}");
+    }
+    // The extremes in range.
+    let rt = gort::Runtime::builder()
+        .workers(1)
+        .max_blocking_threads(gort::runtime::MAX_BLOCKING_THREADS)
+        .thread_stack_size(gort::runtime::MIN_THREAD_STACK)
+        .thread_keep_alive(Duration::MAX)
+        .blocking_threshold(Duration::MAX)
+        .build()
+        .unwrap();
+    let v = rt.block_on(async {
+        gort::spawn_blocking(|| 5).await.unwrap() + gort::spawn(async { 1 }).await.unwrap()
+    });
+    assert_eq!(v, 6);
+    rt.shutdown_timeout(Duration::MAX);
+    let rt = gort::Runtime::builder()
+        .workers(gort::runtime::MAX_WORKERS)
+        .blocking_threshold(gort::runtime::MIN_TICK)
+        .build()
+        .unwrap();
+    assert_eq!(rt.metrics().num_workers(), gort::runtime::MAX_WORKERS);
+    drop(rt);
+    // A channel as large as `usize` can say is bounded, and says so; it allocates
+    // nothing up front for that capacity.
+    let (tx, rx) = gort::chan::bounded::<u8>(usize::MAX);
+    assert_eq!(tx.capacity(), Some(usize::MAX));
+    assert_eq!(rx.capacity(), Some(usize::MAX));
+    assert_eq!(gort::chan::unbounded::<u8>().0.capacity(), None);
+    tx.try_send(1).unwrap();
+    assert_eq!(rx.try_recv().unwrap(), 1);
+}
+
+/// `sleep`, `timeout` and `interval` of `Duration::MAX` panicked with "overflow when
+/// adding duration to instant"; Go and tokio treat a huge duration as "far in the
+/// future". So does a huge `Context::with_timeout`.
+#[gort::test(workers = 1)]
+async fn time_duration_max_means_far_in_the_future() {
+    let _w = watchdog("time_duration_max_means_far_in_the_future", 30);
+    let r = gort::time::timeout(Duration::MAX, async { 7 }).await;
+    assert_eq!(r.unwrap(), 7);
+    let slept =
+        gort::time::timeout(Duration::from_millis(20), gort::time::sleep(Duration::MAX)).await;
+    assert!(slept.is_err(), "sleep(Duration::MAX) ended");
+    let mut iv = gort::time::interval(Duration::MAX);
+    iv.tick().await; // The first tick is at once.
+    let second = gort::time::timeout(Duration::from_millis(20), iv.tick()).await;
+    assert!(second.is_err(), "interval(Duration::MAX) ticked twice");
+    // A period whose missed ticks would overflow a u32 multiplier.
+    let mut iv = gort::time::interval(Duration::from_nanos(1));
+    iv.tick().await;
+    std::thread::sleep(Duration::from_millis(10));
+    let a = iv.tick().await;
+    let b = iv.tick().await;
+    assert!(b > a);
+    let (ctx, _cancel) = gort::sync::Context::background().with_timeout(Duration::MAX);
+    assert!(ctx.err().is_none());
+    let waited = gort::time::timeout(Duration::from_millis(20), ctx.done()).await;
+    assert!(waited.is_err(), "a Duration::MAX context ended");
+}
+
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn hardening_every_test_again_on_io_uring() {
     let _w = watchdog("hardening_every_test_again_on_io_uring", 240);
     common::rerun_all_on_io_uring("hardening_every_test_again_on_io_uring");
 }
-
-#[allow(dead_code)]
-const _: Duration = Duration::ZERO;

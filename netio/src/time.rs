@@ -219,11 +219,19 @@ impl Interval {
         }
         let tick = self.next;
         let now = Instant::now();
-        let mut next = tick + self.period;
+        // A period too long for an `Instant` (`Duration::MAX`) ticks once, then never
+        // again: the next tick is "far in the future", as for `sleep`.
+        let mut next = crate::driver::far_future(tick, self.period);
         if next <= now {
-            // Skip missed ticks.
-            let behind = now.duration_since(tick).as_nanos() / self.period.as_nanos();
-            next = tick + self.period * (behind as u32 + 1);
+            // Skip missed ticks: the first multiple of the period after now. Counted
+            // in nanoseconds (u128), so no multiplication can overflow a `Duration`.
+            let period = self.period.as_nanos();
+            let behind = now.duration_since(tick).as_nanos() / period;
+            let ahead = (behind + 1) * period;
+            next = u64::try_from(ahead)
+                .ok()
+                .and_then(|ns| tick.checked_add(Duration::from_nanos(ns)))
+                .unwrap_or_else(|| crate::driver::far_future(now, Duration::MAX));
         }
         self.next = next;
         self.sleep.reset(next);

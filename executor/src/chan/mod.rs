@@ -67,15 +67,15 @@ use crate::loom::{lock, Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
 /// A channel of capacity `cap`. `cap == 0` is Go's unbuffered channel: a send completes
 /// only once a receiver has taken the value.
 pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
-    new(cap)
+    new(Some(cap))
 }
 
 /// A channel whose sends never wait (its buffer grows as needed).
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
-    new(usize::MAX)
+    new(None)
 }
 
-fn new<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+fn new<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan {
         state: Mutex::new(State::new(cap)),
         senders: AtomicUsize::new(1),
@@ -157,8 +157,8 @@ impl<T> Chan<T> {
     }
 
     fn capacity(&self) -> Option<usize> {
-        let cap = self.lock().cap;
-        (cap != usize::MAX).then_some(cap)
+        let st = self.lock();
+        (!st.unbounded).then_some(st.cap)
     }
 
     fn is_closed(&self) -> bool {

@@ -105,8 +105,10 @@ pub(crate) fn wake_all(list: WakeList) {
 
 pub(crate) struct State<T> {
     pub(crate) buf: VecDeque<T>,
-    /// `usize::MAX` for unbounded channels.
+    /// `usize::MAX` for unbounded channels (and for `bounded(usize::MAX)`, which
+    /// behaves the same but reports its capacity).
     pub(crate) cap: usize,
+    pub(crate) unbounded: bool,
     pub(crate) closed: bool,
     pub(crate) waiters: Slab<Waiter<T>>,
     pub(crate) sendq: VecDeque<usize>,
@@ -114,10 +116,12 @@ pub(crate) struct State<T> {
 }
 
 impl<T> State<T> {
-    pub(crate) fn new(cap: usize) -> State<T> {
+    /// `cap: None` is an unbounded channel.
+    pub(crate) fn new(cap: Option<usize>) -> State<T> {
         State {
-            buf: VecDeque::with_capacity(cap.min(INITIAL_BUFFER)),
-            cap,
+            buf: VecDeque::with_capacity(cap.unwrap_or(usize::MAX).min(INITIAL_BUFFER)),
+            cap: cap.unwrap_or(usize::MAX),
+            unbounded: cap.is_none(),
             closed: false,
             waiters: Slab::new(),
             sendq: VecDeque::new(),

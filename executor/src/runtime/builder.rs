@@ -22,6 +22,21 @@ pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 512;
 /// enough that a steady trickle of blocking calls reuses threads.
 pub const DEFAULT_BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
+/// Most workers a runtime may have (Go caps `GOMAXPROCS` at 256 up to 1.9, tokio at
+/// nothing; each worker is an OS thread and a 256-entry run queue).
+pub const MAX_WORKERS: usize = 1024;
+
+/// Most blocking-pool threads that may be asked for: more than Linux's usual
+/// `threads-max` share for one process; beyond it a program is leaking work.
+pub const MAX_BLOCKING_THREADS: usize = 100_000;
+
+/// Smallest thread stack that may be asked for: below it the first deep poll
+/// overflows (the OS's own minimum is 16 KiB).
+pub const MIN_THREAD_STACK: usize = 64 * 1024;
+
+/// Largest thread stack that may be asked for (Go's maximum goroutine stack).
+pub const MAX_THREAD_STACK: usize = 1 << 30;
+
 /// Environment variable: number of workers (Go's `GOMAXPROCS`).
 pub const ENV_WORKERS: &str = "GORT_WORKERS";
 /// Environment variable: cap on blocking-pool threads.
@@ -85,24 +100,17 @@ impl Builder {
         }
     }
 
-    /// Number of worker threads (Ps). Overrides `GORT_WORKERS`.
-    ///
-    /// # Panics
-    /// When `n` is 0.
-    #[track_caller]
+    /// Number of worker threads (Ps), `1..=`[`MAX_WORKERS`]. Overrides `GORT_WORKERS`.
+    /// Out of range, [`build`](Self::build) fails with `InvalidInput` naming the knob.
     pub fn workers(&mut self, n: usize) -> &mut Self {
-        assert!(n > 0, "gort: a runtime needs at least one worker");
         self.workers = Some(n);
         self
     }
 
-    /// Cap on blocking-pool threads. Overrides `GORT_MAX_BLOCKING`.
-    ///
-    /// # Panics
-    /// When `n` is 0.
-    #[track_caller]
+    /// Cap on blocking-pool threads, `1..=`[`MAX_BLOCKING_THREADS`] (threads start
+    /// only as needed). Overrides `GORT_MAX_BLOCKING`. Out of range,
+    /// [`build`](Self::build) fails with `InvalidInput` naming the knob.
     pub fn max_blocking_threads(&mut self, n: usize) -> &mut Self {
-        assert!(n > 0, "gort: the blocking pool needs at least one thread");
         self.max_blocking_threads = Some(n);
         self
     }
@@ -120,13 +128,16 @@ impl Builder {
         self
     }
 
-    /// Stack size of every thread the runtime starts (the OS default otherwise).
+    /// Stack size of every thread the runtime starts (the OS default otherwise),
+    /// [`MIN_THREAD_STACK`]`..=`[`MAX_THREAD_STACK`]; out of range,
+    /// [`build`](Self::build) fails with `InvalidInput`.
     pub fn thread_stack_size(&mut self, bytes: usize) -> &mut Self {
         self.thread_stack_size = Some(bytes);
         self
     }
 
-    /// How long an idle blocking thread lives (default 10 s).
+    /// How long an idle blocking thread lives (default 10 s). Any duration;
+    /// `Duration::MAX` keeps idle threads for the runtime's life.
     pub fn thread_keep_alive(&mut self, d: Duration) -> &mut Self {
         self.keep_alive = d;
         self
@@ -134,7 +145,9 @@ impl Builder {
 
     /// How long a task poll may run, with other tasks waiting behind it, before the
     /// monitor moves its worker's queue, timers and I/O to a fresh thread (default
-    /// 10 ms; `Duration::ZERO` turns hand-offs off). Overrides `GORT_DEBUG=handoff=`.
+    /// 10 ms; `Duration::ZERO` turns hand-offs off). Otherwise at least the monitor's
+    /// finest tick, 1 ms (below it, [`build`](Self::build) fails with `InvalidInput`);
+    /// no upper bound. Overrides `GORT_DEBUG=handoff=`.
     pub fn blocking_threshold(&mut self, d: Duration) -> &mut Self {
         self.blocking_threshold = Some(d);
         self
@@ -173,18 +186,40 @@ impl Builder {
     /// Starts the runtime: its worker threads, and an (empty) blocking pool.
     ///
     /// # Errors
-    /// `InvalidInput` when `GORT_WORKERS` or `GORT_MAX_BLOCKING` is set to something
-    /// other than a positive integer; the OS's error when a thread or parker cannot be
+    /// `InvalidInput`, naming the knob and its range, when a knob is out of range, or
+    /// when `GORT_WORKERS`, `GORT_MAX_BLOCKING` or `GORT_DEBUG` is set to something
+    /// other than a value in range; the OS's error when a thread or parker cannot be
     /// created.
     pub fn build(&mut self) -> io::Result<Runtime> {
         let workers = match self.workers {
-            Some(n) => n,
-            None => env_count(ENV_WORKERS)?.unwrap_or_else(default_workers),
+            Some(n) => in_range("Builder::workers", n, 1, MAX_WORKERS)?,
+            None => env_count(ENV_WORKERS, MAX_WORKERS)?.unwrap_or_else(default_workers),
         };
         let max_blocking = match self.max_blocking_threads {
-            Some(n) => n,
-            None => env_count(ENV_MAX_BLOCKING)?.unwrap_or(DEFAULT_MAX_BLOCKING_THREADS),
+            Some(n) => in_range("Builder::max_blocking_threads", n, 1, MAX_BLOCKING_THREADS)?,
+            None => env_count(ENV_MAX_BLOCKING, MAX_BLOCKING_THREADS)?
+                .unwrap_or(DEFAULT_MAX_BLOCKING_THREADS),
         };
+        if let Some(bytes) = self.thread_stack_size {
+            in_range(
+                "Builder::thread_stack_size",
+                bytes,
+                MIN_THREAD_STACK,
+                MAX_THREAD_STACK,
+            )?;
+        }
+        if let Some(d) = self.blocking_threshold {
+            if !d.is_zero() && d < monitor::MIN_TICK {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "gort: Builder::blocking_threshold({d:?}) is out of range: expected \
+                         Duration::ZERO (off) or at least {:?}",
+                        monitor::MIN_TICK
+                    ),
+                ));
+            }
+        }
         let parks = (0..workers)
             .map(|i| match &self.reactor {
                 Some(r) => r.reactor.parker(i),
@@ -219,24 +254,37 @@ impl Builder {
 }
 
 /// Available cores, honouring cgroup CPU quotas and affinity masks (which
-/// `available_parallelism` reads on Linux).
+/// `available_parallelism` reads on Linux), at most [`MAX_WORKERS`].
 fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS))
 }
 
-/// Reads a positive count from the environment. Unset or empty is `None`.
-fn env_count(name: &str) -> io::Result<Option<usize>> {
+/// `n` if it is in `lo..=hi`; otherwise `InvalidInput` naming `knob`.
+fn in_range(knob: &str, n: usize, lo: usize, hi: usize) -> io::Result<usize> {
+    if (lo..=hi).contains(&n) {
+        return Ok(n);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("gort: {knob}({n}) is out of range: expected {lo}..={hi}"),
+    ))
+}
+
+/// Reads a count in `1..=max` from the environment. Unset or empty is `None`.
+fn env_count(name: &str, max: usize) -> io::Result<Option<usize>> {
     let Some(raw) = std::env::var_os(name) else {
         return Ok(None);
     };
-    parse_count(name, raw.to_str())
+    parse_count(name, raw.to_str(), max)
 }
 
-pub(crate) fn parse_count(name: &str, raw: Option<&str>) -> io::Result<Option<usize>> {
+pub(crate) fn parse_count(name: &str, raw: Option<&str>, max: usize) -> io::Result<Option<usize>> {
     let bad = |shown: &str| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{name}={shown:?} is not valid: expected a positive integer, such as {name}=4"),
+            format!(
+                "{name}={shown:?} is not valid: expected an integer in 1..={max}, such as {name}=4"
+            ),
         )
     };
     let Some(text) = raw else {
@@ -247,7 +295,7 @@ pub(crate) fn parse_count(name: &str, raw: Option<&str>) -> io::Result<Option<us
         return Ok(None);
     }
     match trimmed.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(Some(n)),
+        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
         _ => Err(bad(text)),
     }
 }
@@ -310,14 +358,25 @@ mod tests {
 
     #[test]
     fn rt_env_count_parses_and_rejects() {
-        assert_eq!(parse_count("X", Some("4")).unwrap(), Some(4));
-        assert_eq!(parse_count("X", Some(" 2 ")).unwrap(), Some(2));
-        assert_eq!(parse_count("X", Some("")).unwrap(), None);
-        for bad in ["0", "-1", "two", "1.5"] {
-            let err = parse_count("GORT_WORKERS", Some(bad)).unwrap_err();
+        assert_eq!(parse_count("X", Some("4"), 8).unwrap(), Some(4));
+        assert_eq!(parse_count("X", Some(" 2 "), 8).unwrap(), Some(2));
+        assert_eq!(parse_count("X", Some("8"), 8).unwrap(), Some(8));
+        assert_eq!(parse_count("X", Some(""), 8).unwrap(), None);
+        for bad in [
+            "0",
+            "-1",
+            "two",
+            "1.5",
+            "9",
+            "65535",
+            "18446744073709551615",
+            "1e3",
+        ] {
+            let err = parse_count("GORT_WORKERS", Some(bad), 8).unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
             assert!(err.to_string().contains("GORT_WORKERS"), "{err}");
+            assert!(err.to_string().contains("1..=8"), "{err}");
         }
-        assert!(parse_count("X", None).is_err());
+        assert!(parse_count("X", None, 8).is_err());
     }
 }

@@ -29,7 +29,8 @@ pub(crate) mod monitor;
 pub use crate::reactor::{Reactor, REACTOR_UNWATCHED};
 pub use builder::{
     Builder, DEFAULT_BLOCKING_KEEP_ALIVE, DEFAULT_MAX_BLOCKING_THREADS, ENV_DEBUG,
-    ENV_MAX_BLOCKING, ENV_WORKERS,
+    ENV_MAX_BLOCKING, ENV_WORKERS, MAX_BLOCKING_THREADS, MAX_THREAD_STACK, MAX_WORKERS,
+    MIN_THREAD_STACK,
 };
 pub use metrics::RuntimeMetrics;
 pub use monitor::{DEFAULT_BLOCKING_THRESHOLD, MAX_TICK, MIN_TICK, SYSCALL_THRESHOLD};
@@ -210,7 +211,8 @@ impl Runtime {
     /// closures to return. Threads still busy after that are left to finish on their
     /// own (they exit when their current call returns).
     pub fn shutdown_timeout(mut self, timeout: Duration) {
-        self.shutdown(Some(Instant::now() + timeout));
+        // A timeout too long for an `Instant` (`Duration::MAX`) waits as long as needed.
+        self.shutdown(Instant::now().checked_add(timeout));
     }
 
     /// Shuts down without waiting for any thread.

@@ -185,7 +185,7 @@ fn run(handle: Handle, config: Config) {
         .collect();
     let mut tick = MIN_TICK;
     let mut stat_files: Vec<Option<(u32, std::fs::File)>> = (0..n).map(|_| None).collect();
-    let mut next_trace = config.schedtrace.map(|d| start + d);
+    let mut next_trace = config.schedtrace.and_then(|d| start.checked_add(d));
     let mut detector = super::deadlock::Detector::default();
     loop {
         std::thread::sleep(tick);
@@ -239,7 +239,7 @@ fn run(handle: Handle, config: Config) {
         if let (Some(every), Some(at)) = (config.schedtrace, next_trace) {
             if now >= at {
                 eprintln!("{}", trace_line(&handle, now.duration_since(start)));
-                next_trace = Some(at + every);
+                next_trace = at.checked_add(every);
             }
         }
     }

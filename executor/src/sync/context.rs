@@ -208,13 +208,29 @@ struct Scope {
 }
 
 impl Drop for Scope {
+    /// Unregisters this scope from its parent, and then every ancestor this was the
+    /// last reference to, in a loop: dropping the leaf of a million-deep chain of
+    /// `with_cancel` must not recurse a million frames deep.
     fn drop(&mut self) {
-        if let (Some(parent), Some(key)) = (&self.parent, self.key) {
-            // The key is ours: only this scope removes it, and cancellation empties the
-            // whole slab (after which nothing is inserted). Drop the removed node after
-            // the lock is released.
-            let removed = lock(&parent.node.state).children.try_remove(key);
-            drop(removed);
+        let mut parent = self.parent.take();
+        let mut key = self.key;
+        while let Some(p) = parent {
+            if let Some(key) = key {
+                // The key is ours: only this scope removes it, and cancellation empties
+                // the whole slab (after which nothing is inserted). Drop the removed
+                // node after the lock is released.
+                let removed = lock(&p.node.state).children.try_remove(key);
+                drop(removed);
+            }
+            // If that was the last reference to the parent, unregister it here instead
+            // of in its own `drop` (which, its parent taken, does nothing).
+            match Arc::try_unwrap(p) {
+                Ok(mut scope) => {
+                    parent = scope.parent.take();
+                    key = scope.key;
+                }
+                Err(_) => return,
+            }
         }
     }
 }
