@@ -235,6 +235,31 @@ async fn time_duration_max_means_far_in_the_future() {
     assert!(waited.is_err(), "a Duration::MAX context ended");
 }
 
+/// `rt1.block_on(handle_of_a_task_on_rt2)` where the rt2 task sleeps 1.5 s: rt1
+/// panicked with the deadlock report after 500 ms, its check looking at one runtime
+/// only. Also a channel shared by two runtimes: the sender's runtime wakes the other.
+#[test]
+fn deadlock_check_sees_a_task_of_another_runtime_that_will_wake_it() {
+    let _w = watchdog(
+        "deadlock_check_sees_a_task_of_another_runtime_that_will_wake_it",
+        30,
+    );
+    let rt1 = gort::Runtime::builder().workers(1).build().unwrap();
+    let rt2 = gort::Runtime::builder().workers(1).build().unwrap();
+    let task = rt2.spawn(async {
+        gort::time::sleep(Duration::from_millis(1500)).await;
+        7
+    });
+    assert_eq!(rt1.block_on(task).unwrap(), 7);
+    let (tx, rx) = gort::chan::bounded::<u32>(0);
+    let receiver = rt1.spawn(async move { rx.recv().await });
+    rt2.spawn(async move {
+        gort::time::sleep(Duration::from_millis(1200)).await;
+        tx.send(9).await.unwrap();
+    });
+    assert_eq!(rt1.block_on(receiver).unwrap(), Some(9));
+}
+
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn hardening_every_test_again_on_io_uring() {

@@ -11,6 +11,12 @@
 //!   task can end: a channel, a lock, a `WaitGroup`, a `JoinHandle`... (see
 //!   [`WaitReason::only_tasks_can_wake`]).
 //!
+//! A task of one runtime may wake a waiter of another (`rt1.block_on(handle_of_rt2_task)`,
+//! a channel shared by two runtimes), so a runtime is called deadlocked only while every
+//! other runtime of the process is quiet too: shut down, or with nothing running,
+//! queued or pending in its reactor and every task and `block_on` waiting on other
+//! tasks. The runtimes register themselves in a process-wide list for this.
+//!
 //! What it cannot see: a plain thread that holds a channel end or a lock and will use
 //! it later without being inside a gort call right now. A program built that way can
 //! turn the check off with `Builder::deadlock_detection(false)`; channels that plain
@@ -23,8 +29,38 @@ use std::sync::Mutex;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Weak};
+
 use super::Handle;
+use crate::sched::worker::Shared;
 use crate::task::{TaskState, WaitReason};
+
+/// Every runtime of the process that is still referenced, for the cross-runtime rule
+/// in the module docs.
+static RUNTIMES: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+/// Adds a new runtime to the process-wide list (and forgets the dropped ones).
+pub(crate) fn register(handle: &Handle) {
+    let mut all = RUNTIMES.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|w| w.strong_count() > 0);
+    all.push(Arc::downgrade(&handle.shared));
+}
+
+/// Whether every runtime other than `me` is quiet: nothing there can wake a waiter
+/// of `me`'s.
+fn others_are_quiet(me: &Handle) -> bool {
+    let others: Vec<Arc<Shared>> = RUNTIMES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|s| !Arc::ptr_eq(s, &me.shared))
+        .collect();
+    others.into_iter().all(|shared| {
+        let handle = Handle { shared };
+        handle.shared.is_shutdown() || is_quiet(&handle, false)
+    })
+}
 
 /// How long the runtime must look dead before it is called deadlocked: long enough
 /// that a plain thread handing work over through a gort call is seen doing so.
@@ -66,7 +102,7 @@ impl Detector {
     /// One check; reports (and wakes the `block_on`s) once the runtime has looked dead
     /// for [`GRACE`]. `progress` must change whenever any worker polls.
     pub(crate) fn check(&mut self, handle: &Handle, progress: u64) {
-        if !looks_dead(handle) {
+        if !is_quiet(handle, true) || !others_are_quiet(handle) {
             self.since = None;
             return;
         }
@@ -83,7 +119,10 @@ impl Detector {
     }
 }
 
-fn looks_dead(handle: &Handle) -> bool {
+/// Nothing in `handle`'s runtime runs, is queued, or waits on anything but other
+/// tasks; with `need_block_on`, at least one `block_on` waits too (someone is owed
+/// the report).
+fn is_quiet(handle: &Handle, need_block_on: bool) -> bool {
     let shared = &handle.shared;
     let m = handle.metrics();
     let n = m.num_workers();
@@ -107,7 +146,7 @@ fn looks_dead(handle: &Handle) -> bool {
         return false;
     }
     let block_ons = shared.block_ons();
-    if block_ons.is_empty()
+    if (need_block_on && block_ons.is_empty())
         || !block_ons.iter().all(|b| {
             b.parked.load(Ordering::SeqCst)
                 && WaitReason::from_u8(b.wait.load(Ordering::SeqCst)).only_tasks_can_wake()

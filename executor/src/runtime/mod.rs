@@ -147,6 +147,7 @@ impl Runtime {
     ) -> io::Result<Runtime> {
         let (shared, cores) = worker::create(parks, BlockingPool::new(blocking), threads, reactor);
         let handle = Handle { shared };
+        deadlock::register(&handle);
         let mut rt = Runtime {
             handle: handle.clone(),
             running: true,
