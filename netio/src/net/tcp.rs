@@ -16,6 +16,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::evented::Evented;
 use super::resolve;
+use super::AcceptBackoff;
 use crate::driver::Direction;
 
 /// Pending connections the kernel queues per listener (Go and tokio use the system's
@@ -24,10 +25,6 @@ use crate::driver::Direction;
 const BACKLOG: i32 = 1024;
 /// Spare room `read_owned` makes in a full buffer (one page).
 const OWNED_READ_MIN: usize = 4096;
-/// First wait after `accept` fails for lack of file descriptors; doubles up to the max.
-/// Go's net/http server backs off 5 ms → 1 s on the same errors.
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// A TCP socket server, listening for connections.
 pub struct TcpListener {
@@ -71,7 +68,7 @@ impl TcpListener {
     /// Accepts a connection.
     ///
     /// When the process is out of file descriptors (`EMFILE`, `ENFILE`) or the kernel
-    /// out of memory for sockets, it waits (5 ms, doubling up to 1 s) and tries again
+    /// out of memory for sockets, it waits (5 ms, doubling up to 500 ms) and tries again
     /// instead of spinning or failing, as Go's servers do; it recovers as soon as
     /// descriptors are free.
     ///
@@ -82,16 +79,11 @@ impl TcpListener {
     /// Cancel safe: a connection accepted by the kernel is returned by this call or
     /// stays queued for the next one.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let mut backoff = ACCEPT_BACKOFF_MIN;
+        let mut backoff = AcceptBackoff::new();
         loop {
             match self.io.io(Direction::Read, |l| l.accept()).await {
                 Ok((stream, addr)) => return Ok((TcpStream::from_mio(stream)?, addr)),
-                Err(e) if is_resource_exhaustion(&e) => {
-                    crate::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-                }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
-                Err(e) => return Err(e),
+                Err(e) => backoff.after(e).await?,
             }
         }
     }
@@ -111,13 +103,6 @@ impl TcpListener {
             pending: None,
         }
     }
-}
-
-fn is_resource_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }
 
 fn bind_one(addr: SocketAddr) -> io::Result<std::net::TcpListener> {

@@ -14,6 +14,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use mio::Interest;
 
 use super::evented::Evented;
+use super::AcceptBackoff;
 use crate::driver::Direction;
 
 /// A Unix socket server.
@@ -31,16 +32,22 @@ impl UnixListener {
         Ok(UnixListener { io })
     }
 
-    /// Accepts a connection.
+    /// Accepts a connection. Out of file descriptors or socket memory, it backs off
+    /// and tries again, as [`TcpListener::accept`](super::TcpListener::accept) does.
     ///
     /// # Errors
-    /// As `accept(2)`.
+    /// Other errors of `accept(2)`.
     ///
     /// # Cancel safety
     /// Cancel safe.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (s, addr) = self.io.io(Direction::Read, |l| l.accept()).await?;
-        Ok((UnixStream::from_mio(s)?, addr))
+        let mut backoff = AcceptBackoff::new();
+        loop {
+            match self.io.io(Direction::Read, |l| l.accept()).await {
+                Ok((s, addr)) => return Ok((UnixStream::from_mio(s)?, addr)),
+                Err(e) => backoff.after(e).await?,
+            }
+        }
     }
 
     /// The bound address.
