@@ -260,6 +260,61 @@ fn deadlock_check_sees_a_task_of_another_runtime_that_will_wake_it() {
     assert_eq!(rt1.block_on(receiver).unwrap(), Some(9));
 }
 
+/// `submit_now` took `EBUSY` for success and gave up after 100 `EAGAIN`s, forgetting
+/// that entries were queued: a cancellation dropped on a thread outside the workers
+/// then sat in the submission queue while the worker slept in the ring, and the
+/// kernel kept the socket open. Refused submissions are now retried for a second,
+/// then left flagged for the monitor. The proof is the peer seeing the close.
+/// io_uring only (on epoll there is no submission to refuse): runs in the rerun.
+#[test]
+fn uring_refused_submissions_are_retried_and_never_forgotten() {
+    let _w = watchdog(
+        "uring_refused_submissions_are_retried_and_never_forgotten",
+        60,
+    );
+    let rt = gort::Runtime::builder().workers(1).build().unwrap();
+    if rt.driver() != Some(gort::DriverKind::Uring) {
+        eprintln!("epoll: no submissions to refuse (the io_uring rerun covers this test)");
+        return;
+    }
+    let driver = rt.reactor().unwrap().clone();
+    for (errno, refusals, within) in [
+        (libc::EAGAIN, 150, Duration::from_millis(900)),
+        (libc::EBUSY, 150, Duration::from_millis(900)),
+        // Past the second of patience: flagged, and the monitor has it submitted.
+        (libc::EAGAIN, 1_000_000, Duration::from_secs(3)),
+    ] {
+        let (server, mut client) = rt.block_on(async {
+            let listener = gort::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            (listener.accept().await.unwrap().0, client)
+        });
+        rt.block_on(async {
+            // A native RECV submitted from this (non-worker) thread, then dropped here
+            // by the timeout: its cancellation is what the kernel must take.
+            let read = gort::time::timeout(
+                Duration::from_millis(50),
+                server.read_owned(Vec::with_capacity(64)),
+            );
+            driver.refuse_next_submits(refusals, errno);
+            assert!(read.await.is_err(), "nothing was sent");
+        });
+        let dropped = std::time::Instant::now();
+        drop(server);
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let n = io::Read::read(&mut client, &mut [0u8; 8]).unwrap();
+        let took = dropped.elapsed();
+        driver.refuse_next_submits(0, 0);
+        assert_eq!(n, 0);
+        assert!(
+            took < within,
+            "errno {errno} x{refusals}: the peer saw the close after {took:?}"
+        );
+    }
+}
+
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn hardening_every_test_again_on_io_uring() {

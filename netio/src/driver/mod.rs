@@ -316,9 +316,44 @@ impl Driver {
                     // A poll holds a reference to the socket: submit the removal now,
                     // or closing the fd would not close the connection until the next
                     // turn.
-                    u.submit_now();
+                    self.submit_now();
                 }
                 io.wake_all();
+            }
+        }
+    }
+
+    /// On io_uring, submits what is queued and makes sure the kernel took it (a
+    /// cancellation or poll removal that must reach the kernel before the caller
+    /// closes a descriptor). A passing refusal is retried for up to a second, with
+    /// pauses from 10 µs to 1 ms: `EBUSY` (completions overflowed) after reaping them,
+    /// here when the driver is free or by waking its holder; `EAGAIN` (the kernel out
+    /// of memory for requests) after the pause. Beyond that, or on any other error,
+    /// the entries stay queued for the next turn.
+    pub(crate) fn submit_now(&self) {
+        let Some(u) = self.uring() else {
+            return;
+        };
+        let deadline = Instant::now() + uring::SUBMIT_PATIENCE;
+        let mut pause = Duration::from_micros(10);
+        loop {
+            match u.submit_now() {
+                Ok(()) => return,
+                Err(e) if uring::Uring::is_passing_refusal(&e) && Instant::now() < deadline => {
+                    if e.raw_os_error() == Some(libc::EBUSY) {
+                        if let Some(mut holder) = self.try_hold() {
+                            self.turn(&mut holder, Some(Duration::ZERO));
+                            drop(holder);
+                            self.hand_to_sleeper();
+                        } else {
+                            // The holder reaps (and its next enter submits these too).
+                            u.wake();
+                        }
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(1));
+                }
+                Err(_) => return,
             }
         }
     }
@@ -448,6 +483,16 @@ impl Driver {
 
     pub(crate) fn cancel_timer(&self, key: TimerKey) {
         self.timers.cancel(key);
+    }
+
+    /// Test hook (io_uring only; nothing on epoll): the next `n` submissions that
+    /// must reach the kernel at once (a cancellation before a descriptor closes) are
+    /// refused with `errno` (`EAGAIN`, `EBUSY`...) as the kernel may refuse them.
+    #[doc(hidden)]
+    pub fn refuse_next_submits(&self, n: u64, errno: i32) {
+        if let Some(u) = self.uring() {
+            u.refuse_next_submits(n, errno);
+        }
     }
 
     /// Pending timers.

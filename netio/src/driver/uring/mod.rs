@@ -101,8 +101,11 @@ pub(crate) use write::write_all_at;
 /// `user_data` of completions nobody waits for (cancellations, poll removals).
 pub(crate) const IGNORE: u64 = Token(Kind::Ignore as u64).0;
 
-/// Attempts of a submission that must happen now before giving up (EINTR/EAGAIN).
-const SUBMIT_RETRIES: usize = 100;
+/// How long a submission that must happen now keeps trying while the kernel refuses
+/// for a passing reason (`EAGAIN`: out of memory for requests; `EBUSY`: completions
+/// overflowed and must be reaped first). After that the entries stay queued for the
+/// next turn, as every other submission does.
+pub(crate) const SUBMIT_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Submission queue size; the completion queue is twice that.
 const SQ_ENTRIES: u32 = 4096;
@@ -172,6 +175,10 @@ pub(crate) struct Uring {
     /// Its lock is the driver's holder lock on this backend (only the holder reads the
     /// completion queue).
     pub(crate) reaped: Mutex<Vec<(u64, i32, u32)>>,
+    /// Test hook: `submit_now` refuses this many times with `refuse_errno`, as the
+    /// kernel would (see `Driver::refuse_next_submits`).
+    refuse_submits: AtomicU64,
+    refuse_errno: AtomicU64,
 }
 
 /// The kernel writes the eventfd counter here.
@@ -242,6 +249,8 @@ impl Uring {
             wake_buf: Box::leak(Box::new(WakeBuf(UnsafeCell::new(0)))),
             ops: Mutex::new(Ops::default()),
             reaped: Mutex::new(Vec::new()),
+            refuse_submits: AtomicU64::new(0),
+            refuse_errno: AtomicU64::new(0),
         };
         uring.arm_wake();
         // One round trip proves the ring works (a seccomp filter may allow setup but
@@ -275,7 +284,8 @@ impl Uring {
     /// Submits at once when the caller is not a worker (see [`queue`](Self::queue)).
     pub(crate) fn kick_if_not_worker(&self) {
         if !gort_executor::runtime::is_worker_thread() {
-            self.submit_now();
+            // Refused: still queued and flagged, for the holder's next turn.
+            let _ = self.submit_now();
         }
     }
 
@@ -312,21 +322,54 @@ impl Uring {
         self.submits.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Submits now, whoever else may be about to: when the caller must know the kernel
-    /// has taken what was queued.
-    pub(crate) fn submit_now(&self) {
+    /// Submits now, whoever else may be about to. `Ok` when the kernel took at least
+    /// what was queued at the call; otherwise the entries stay queued and flagged, for
+    /// the next flush or turn (so a refusal loses nothing), and the error says why.
+    /// [`Driver::submit_now`](crate::driver::Driver::submit_now) retries the passing
+    /// refusals for callers that must know the kernel has the entries.
+    pub(crate) fn submit_now(&self) -> io::Result<()> {
+        let queued = {
+            let _g = lock(&self.sq_lock);
+            // SAFETY: `sq_lock` makes this the only live view of the submission queue.
+            unsafe { self.ring.submission_shared() }.len()
+        };
         self.unsubmitted.swap(false, Ordering::SeqCst);
         self.count_submit();
-        // Callers rely on the kernel having taken the entries (a cancel before the fd
-        // is closed): retry what is transient.
-        for _ in 0..SUBMIT_RETRIES {
-            match self.ring.submit() {
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) => {
-                    std::thread::yield_now();
-                }
-                _ => return,
+        let res = loop {
+            let refused = self
+                .refuse_submits
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+            let submitted = if refused {
+                let errno = self.refuse_errno.load(Ordering::Relaxed) as i32;
+                Err(io::Error::from_raw_os_error(errno))
+            } else {
+                self.ring.submit()
+            };
+            match submitted {
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Ok(taken) if taken >= queued => break Ok(()),
+                // The kernel stopped short (it could not allocate a request).
+                Ok(_) => break Err(io::Error::from_raw_os_error(libc::EAGAIN)),
+                Err(e) => break Err(e),
             }
+        };
+        if res.is_err() {
+            self.unsubmitted.store(true, Ordering::Release);
         }
+        res
+    }
+
+    /// Test hook: the next `n` calls of [`submit_now`](Self::submit_now) are refused
+    /// with `errno` without reaching the kernel.
+    pub(crate) fn refuse_next_submits(&self, n: u64, errno: i32) {
+        self.refuse_errno.store(errno as u64, Ordering::Relaxed);
+        self.refuse_submits.store(n, Ordering::Relaxed);
+    }
+
+    /// Whether a refused submission is worth retrying (see [`SUBMIT_PATIENCE`]).
+    pub(crate) fn is_passing_refusal(e: &io::Error) -> bool {
+        matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY))
     }
 
     /// Whether the kernel holds completions that only an `io_uring_enter` posts:
@@ -577,7 +620,7 @@ impl<K: Send + Unpin + 'static> Drop for Op<K> {
                 drop(ops);
                 // Submit now, so the kernel has taken its reference to the file before
                 // the caller may close the descriptor.
-                uring.submit_now();
+                self.driver.submit_now();
             }
             OpState::Orphaned(_) => unreachable!("orphaned once"),
         }
