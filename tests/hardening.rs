@@ -315,6 +315,37 @@ fn uring_refused_submissions_are_retried_and_never_forgotten() {
     }
 }
 
+/// A datagram larger than the buffer was cut with no way to know: `peek_len` now
+/// gives its whole length first (and the cut is documented, as `recvfrom(2)`'s).
+#[gort::test(workers = 2)]
+async fn udp_peek_len_tells_the_whole_datagram_size_before_it_is_cut() {
+    let _w = watchdog(
+        "udp_peek_len_tells_the_whole_datagram_size_before_it_is_cut",
+        30,
+    );
+    let rx = gort::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tx = gort::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = rx.local_addr().unwrap();
+    let big: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    let peek = gort::spawn(async move {
+        let n = rx.peek_len().await.unwrap();
+        let mut buf = vec![0u8; n];
+        let (got, _) = rx.recv_from(&mut buf).await.unwrap();
+        assert_eq!(got, n);
+        let mut small = [0u8; 100];
+        let (cut, _) = rx.recv_from(&mut small).await.unwrap();
+        assert_eq!(cut, 100, "a longer datagram is cut to the buffer");
+        assert_eq!(rx.peek_len().await.unwrap(), 0, "an empty datagram");
+        (buf, small)
+    });
+    tx.send_to(&big, to).await.unwrap();
+    tx.send_to(&big[..500], to).await.unwrap();
+    tx.send_to(&[], to).await.unwrap();
+    let (whole, small) = peek.await.unwrap();
+    assert_eq!(whole, big);
+    assert_eq!(small[..], big[..100]);
+}
+
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn hardening_every_test_again_on_io_uring() {

@@ -67,7 +67,13 @@ impl UdpSocket {
             .await
     }
 
-    /// Receives a datagram; returns its length and sender.
+    /// Receives a datagram; returns the bytes written to `buf` and the sender.
+    ///
+    /// A datagram longer than `buf` is cut to `buf.len()` and the rest discarded by
+    /// the kernel, as `recvfrom(2)` does (and Go's `ReadFrom`, and tokio): to receive
+    /// datagrams of unknown size whole, size the buffer with
+    /// [`peek_len`](Self::peek_len) first, or use 65,507 bytes (the largest UDP
+    /// payload over IPv4).
     ///
     /// # Errors
     /// As `recvfrom(2)`.
@@ -76,6 +82,25 @@ impl UdpSocket {
     /// Cancel safe: no datagram is taken unless returned.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.io.io(Direction::Read, |s| s.recv_from(buf)).await
+    }
+
+    /// Waits for a datagram and returns its whole length without taking it (`recv`
+    /// with `MSG_PEEK | MSG_TRUNC`): the buffer size that receives it uncut.
+    ///
+    /// # Errors
+    /// As `recv(2)`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it takes nothing.
+    pub async fn peek_len(&self) -> io::Result<usize> {
+        self.io
+            .io(Direction::Read, |s| {
+                // An empty buffer: with MSG_TRUNC the kernel reports the real length.
+                let mut none: [std::mem::MaybeUninit<u8>; 0] = [];
+                socket2::SockRef::from(s)
+                    .recv_with_flags(&mut none, libc::MSG_PEEK | libc::MSG_TRUNC)
+            })
+            .await
     }
 
     /// Sends to the connected peer.
@@ -89,7 +114,8 @@ impl UdpSocket {
         self.io.io(Direction::Write, |s| s.send(buf)).await
     }
 
-    /// Receives from the connected peer.
+    /// Receives from the connected peer; a datagram longer than `buf` is cut, as in
+    /// [`recv_from`](Self::recv_from).
     ///
     /// # Errors
     /// As `recv(2)`.
