@@ -168,8 +168,9 @@ pub(crate) struct Uring {
     /// `take_stale`'s reading at its last call: `submits << 1 | entries waiting`.
     stale_probe: AtomicU64,
     eventfd: OwnedFd,
-    /// Where the eventfd `READ` writes; leaked, so it outlives the ring.
-    wake_buf: &'static WakeBuf,
+    /// Where the eventfd `READ` writes. Freed at drop only once the kernel has
+    /// completed that read (cancelled); leaked if it never does.
+    wake_buf: std::mem::ManuallyDrop<Box<WakeBuf>>,
     ops: Mutex<Ops>,
     /// The waiting side: completions taken from the queue, dispatched by the holder.
     /// Its lock is the driver's holder lock on this backend (only the holder reads the
@@ -246,7 +247,7 @@ impl Uring {
             submits: AtomicU64::new(0),
             stale_probe: AtomicU64::new(0),
             eventfd,
-            wake_buf: Box::leak(Box::new(WakeBuf(UnsafeCell::new(0)))),
+            wake_buf: std::mem::ManuallyDrop::new(Box::new(WakeBuf(UnsafeCell::new(0)))),
             ops: Mutex::new(Ops::default()),
             reaped: Mutex::new(Vec::new()),
             refuse_submits: AtomicU64::new(0),
@@ -494,12 +495,69 @@ impl Uring {
     }
 }
 
+impl Uring {
+    /// Whether an operation is still in the kernel's hands.
+    fn orphans_in_flight(&self) -> bool {
+        lock(&self.ops)
+            .slab
+            .iter()
+            .any(|(_, slot)| !matches!(slot.state, OpState::Done(_)))
+    }
+}
+
+/// How long a dropped ring waits for the kernel to let go of the memory its operations
+/// point to (cancelled orphans, the wake-up read) before leaking what is left.
+const DRAIN_AT_DROP: Duration = Duration::from_secs(1);
+
 impl Drop for Uring {
+    /// Nothing the kernel may still write is freed, and nothing else leaks: every
+    /// operation still in flight (only orphans are: a live `Op` keeps the driver
+    /// alive) and the wake-up read are cancelled, and completions are reaped until
+    /// each has arrived, at most [`DRAIN_AT_DROP`]. Orphans' clean-ups run as usual
+    /// (their buffers and files are freed). What the kernel still holds after that is
+    /// leaked rather than freed under it.
     fn drop(&mut self) {
-        // Orphaned operations may still be written by the kernel while the ring shuts
-        // down: leak their buffers rather than free memory the kernel may write.
-        let ops = std::mem::take(&mut *lock(&self.ops));
-        std::mem::forget(ops);
+        let in_flight: Vec<Token> = lock(&self.ops)
+            .slab
+            .iter()
+            .filter(|(_, slot)| !matches!(slot.state, OpState::Done(_)))
+            .map(|(key, slot)| Token::new(Kind::Op, key, slot.generation))
+            .collect();
+        for token in in_flight.iter().chain([&Token::WAKE]) {
+            self.push(&opcode::AsyncCancel::new(token.0).build().user_data(IGNORE));
+        }
+        let deadline = std::time::Instant::now() + DRAIN_AT_DROP;
+        let mut wake_read_live = true;
+        let mut cqes = Vec::new();
+        while wake_read_live || self.orphans_in_flight() {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let ts = types::Timespec::from((deadline - now).min(Duration::from_millis(50)));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            // ETIME, EINTR: look again.
+            let _ = self.ring.submitter().submit_with_args(1, &args);
+            self.reap(&mut cqes);
+            for (user_data, res, _) in cqes.drain(..) {
+                let token = Token(user_data);
+                match token.kind() {
+                    Some(Kind::Wake) => wake_read_live = false,
+                    // An orphan: `complete` runs its clean-up and frees the slot.
+                    Some(Kind::Op) => self.complete(token, res),
+                    _ => {}
+                }
+            }
+        }
+        if self.orphans_in_flight() {
+            // The kernel did not let go in time: leak rather than free under it.
+            std::mem::forget(std::mem::take(&mut *lock(&self.ops)));
+        }
+        if !wake_read_live {
+            // SAFETY: the kernel completed the read that pointed into the buffer, and
+            // nothing uses `wake_buf` after this.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.wake_buf) };
+        }
     }
 }
 
