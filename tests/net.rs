@@ -346,12 +346,20 @@ async fn net_owned_echo_with_dropped_reads_on_many_connections() {
                     buf = b;
                     match res {
                         Ok(usize::MAX) => continue,
-                        Ok(0) | Err(_) => return,
+                        Ok(0) => {
+                            eprintln!("SERVER read 0");
+                            return;
+                        }
+                        Err(e) => {
+                            eprintln!("SERVER read err {e:?}");
+                            return;
+                        }
                         Ok(_) => {}
                     }
                     let (res, b) = s.write_all_owned(buf).await;
                     buf = b;
-                    if res.is_err() {
+                    if let Err(e) = res {
+                        eprintln!("SERVER write err {e:?}");
                         return;
                     }
                 }

@@ -174,8 +174,11 @@ fn rt_drop_with_reads_in_flight_frees_their_buffers_and_fds() {
     }
     let (fds1, rss1) = (fds(), rss());
     assert!(fds1 <= fds0 + 2, "fds grew from {fds0} to {fds1}");
+    // AddressSanitizer keeps freed memory in quarantine: RSS says nothing there (its
+    // leak check does the job instead). `.ci/run` sets this variable for that step.
+    let sanitized = std::env::var_os("GORT_SANITIZER").is_some();
     assert!(
-        rss1 < rss0 + (24 << 20),
+        sanitized || rss1 < rss0 + (24 << 20),
         "RSS grew from {} MiB to {} MiB over 18 drops",
         rss0 >> 20,
         rss1 >> 20

@@ -332,7 +332,14 @@ impl Uring {
         let queued = {
             let _g = lock(&self.sq_lock);
             // SAFETY: `sq_lock` makes this the only live view of the submission queue.
-            unsafe { self.ring.submission_shared() }.len()
+            let sq = unsafe { self.ring.submission_shared() };
+            // The view writes its tail back when dropped: it must drop before the
+            // lock does. (As the block's tail expression, a temporary view would
+            // outlive `_g`, and its stale tail would overwrite a concurrent push's:
+            // entries lost, old ones submitted again with freed buffers.)
+            let len = sq.len();
+            drop(sq);
+            len
         };
         self.unsubmitted.swap(false, Ordering::SeqCst);
         self.count_submit();
