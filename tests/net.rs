@@ -163,7 +163,23 @@ fn net_readiness_noticed_while_other_worker_busy() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut client = std::net::TcpStream::connect(addr).unwrap();
-        let (server, _) = listener.accept().await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        // The calm baseline: the same read with nothing else running.
+        let calm = {
+            let reader = gort::spawn(async move {
+                let mut buf = [0u8; 4];
+                let n = server.read(&mut buf).await.unwrap();
+                (server, n, Instant::now())
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            use std::io::Write;
+            let sent = Instant::now();
+            client.write_all(b"ping").unwrap();
+            let (s, n, read_at) = reader.await.unwrap();
+            assert_eq!(n, 4);
+            server = s;
+            read_at.duration_since(sent)
+        };
         let busy_done = Arc::new(AtomicBool::new(false));
         let b = busy_done.clone();
         let busy = gort::spawn(async move {
@@ -184,9 +200,16 @@ fn net_readiness_noticed_while_other_worker_busy() {
         client.write_all(b"ping").unwrap();
         let (n, read_at) = reader.await.unwrap();
         assert_eq!(n, 4);
+        // At most half the 500 ms spin, however loaded the machine.
+        let bound = common::bound_from_calm(
+            calm,
+            20,
+            Duration::from_millis(100),
+            Duration::from_millis(250),
+        );
         assert!(
-            read_at.duration_since(sent) < Duration::from_millis(250),
-            "readiness waited {:?} for the busy worker",
+            read_at.duration_since(sent) < bound,
+            "readiness waited {:?} for the busy worker (calm: {calm:?})",
             read_at.duration_since(sent)
         );
         assert!(
@@ -254,6 +277,21 @@ fn net_read_completes_while_the_thread_that_armed_it_computes() {
         let addr = listener.local_addr().unwrap();
         let mut client = std::net::TcpStream::connect(addr).unwrap();
         let (server, _) = listener.accept().await.unwrap();
+        // The calm baseline: the same read, the worker parked.
+        let (server, calm) = {
+            let reader = gort::spawn(async move {
+                let mut buf = [0u8; 4];
+                let n = server.read(&mut buf).await.unwrap();
+                (server, n, Instant::now())
+            });
+            gort::time::sleep(Duration::from_millis(50)).await;
+            use std::io::Write;
+            let sent = Instant::now();
+            client.write_all(b"ping").unwrap();
+            let (s, n, read_at) = reader.await.unwrap();
+            assert_eq!(n, 4);
+            (s, read_at.duration_since(sent))
+        };
         let reader = gort::spawn(async move {
             let mut buf = [0u8; 4];
             let n = server.read(&mut buf).await.unwrap();
@@ -278,9 +316,16 @@ fn net_read_completes_while_the_thread_that_armed_it_computes() {
         if std::env::var_os("GORT_TEST_VERBOSE").is_some() {
             eprintln!("read {:?} after the write", read_at.duration_since(sent));
         }
+        // At most half the 1 s spin, however loaded the machine.
+        let bound = common::bound_from_calm(
+            calm,
+            20,
+            Duration::from_millis(150),
+            Duration::from_millis(500),
+        );
         assert!(
-            read_at.duration_since(sent) < Duration::from_millis(400),
-            "the read waited {:?} for the spinning thread",
+            read_at.duration_since(sent) < bound,
+            "the read waited {:?} for the spinning thread (calm: {calm:?})",
             read_at.duration_since(sent)
         );
         queued.await.unwrap();

@@ -89,18 +89,31 @@ fn time_100k_concurrent_sleeps_complete() {
 #[gort::test(workers = 1)]
 async fn time_interval_ticks_and_skips_missed_ticks() {
     let _w = watchdog("time_interval_ticks_and_skips_missed_ticks", 20);
-    let mut iv = time::interval(Duration::from_millis(10));
+    let period = Duration::from_millis(10);
+    let mut iv = time::interval(period);
     let first = iv.tick().await;
     let second = iv.tick().await;
-    assert_eq!(second - first, Duration::from_millis(10));
-    // Fall behind by ~5 periods: the next tick comes once, not five times in a row.
+    assert_eq!(second - first, period);
+    // Fall behind by 5.5 periods: the missed tick comes at once, but only one of them.
+    // A catching-up interval would then hand out the other four at once, scheduled
+    // one period apart; a skipping one waits for the next multiple of the period.
     std::thread::sleep(Duration::from_millis(55));
+    let t0 = std::time::Instant::now();
     let late = iv.tick().await;
+    let t1 = std::time::Instant::now();
     let after = iv.tick().await;
+    let t2 = std::time::Instant::now();
+    assert_eq!(late - second, period, "the missed tick is the one due");
+    assert!(t1 - t0 < period, "the missed tick waited {:?}", t1 - t0);
     assert!(
-        after - late >= Duration::from_millis(10),
-        "{:?}",
+        after - late >= 4 * period,
+        "missed ticks were handed out in a burst: {:?} after the late one",
         after - late
+    );
+    assert!(
+        t2 - t1 >= Duration::from_millis(1),
+        "the tick after the late one came at once ({:?}): a burst",
+        t2 - t1
     );
 }
 

@@ -34,6 +34,15 @@ impl Drop for Watchdog {
     }
 }
 
+/// The bound for a latency measured beside a disturbance (a blocked worker, a busy
+/// loop): `factor` times the same latency measured calm in the same test, at least
+/// `floor`, and at most `cap`, which must be well below the delay the bug under test
+/// causes (half of it, say). A loaded machine raises the calm figure and so the bound,
+/// instead of failing a fixed one; a slow one still fails on the bug.
+pub fn bound_from_calm(calm: Duration, factor: u32, floor: Duration, cap: Duration) -> Duration {
+    (calm * factor).max(floor).min(cap)
+}
+
 /// Sets its flag when dropped: proves a future was dropped.
 pub struct DropFlag(pub Arc<AtomicBool>);
 
