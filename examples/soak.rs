@@ -16,9 +16,9 @@
 //! - `spawn_blocking` calls, and short-lived tasks spawned and joined.
 //!
 //! Every 10 s it prints one line: counts so far, RSS, open descriptors, live tasks.
-//! At the end it prints the RSS drift, the mean of the last minute's samples against the
-//! mean of the minute after a one-minute warm-up, and exits non-zero on any error or on
-//! a drift of 5% or more.
+//! At the end it prints the RSS drift, the mean of the last five minutes' samples
+//! against the mean of the five minutes after a one-minute warm-up, and exits non-zero
+//! on any error or on a drift of 5% or more.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -332,9 +332,10 @@ fn main() -> io::Result<()> {
                 let _ = gort::time::timeout(Duration::from_secs(10), w).await;
             }
             // RSS moves by a few MiB from sample to sample as the allocator's caches
-            // fill and empty: compare the mean of the minute after the warm-up with
-            // the mean of the last minute (6 samples each), not two single samples.
-            let per_minute = 6;
+            // fill and empty: compare the mean of the five minutes after the warm-up
+            // with the mean of the last five (30 samples each; a quarter of the run
+            // each when it is shorter), not two single samples.
+            let per_minute = 30.min(samples.len() / 4).max(1);
             let from = baseline.unwrap_or(0);
             let mean = |w: &[u64]| w.iter().sum::<u64>() / w.len().max(1) as u64;
             let base = mean(&samples[from..(from + per_minute).min(samples.len())]);
@@ -342,7 +343,7 @@ fn main() -> io::Result<()> {
             let drift = (end as f64 - base as f64) / base.max(1) as f64 * 100.0;
             let peak = samples.iter().copied().max().unwrap_or(0);
             println!(
-                "soak done: {minutes} min, errors {}, mean RSS the minute after warm-up {} KiB, the last minute {} KiB (drift {drift:+.2}%), peak {} KiB",
+                "soak done: {minutes} min, errors {}, mean RSS after warm-up {} KiB, at the end {} KiB (drift {drift:+.2}%), peak {} KiB",
                 c.errors.load(Ordering::Relaxed),
                 base / 1024,
                 end / 1024,

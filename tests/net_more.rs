@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::watchdog;
 use futures::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use gort::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use gort::net::{TcpListener, UdpSocket, UnixListener, UnixStream};
 
 #[gort::test(workers = 2)]
 async fn net_udp_send_to_recv_from_and_connected() {

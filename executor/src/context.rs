@@ -2,24 +2,36 @@
 //! thread is already driving a runtime (so `block_on` must refuse), the worker state the
 //! scheduler reaches from inside a poll, and the coop budget.
 //!
-//! All of it is thread-local and touched only by its own thread. Access goes through
-//! `try_with`, so wakers invoked while thread-locals are being destroyed fall back to the
-//! remote path instead of panicking.
+//! All of it is thread-local and touched only by its own thread. The runtime slot, the
+//! entered flag, the budget and the wait reason live in a thread-local without a
+//! destructor, so they work at any time, also inside other thread-locals' destructors
+//! (a runtime built and dropped there: `fault_runtime_inside_a_thread_local_destructor`).
+//! The worker state has a destructor; it is reached through `try_with`, so wakers
+//! invoked while thread-locals are being destroyed fall back to the remote path
+//! instead of panicking.
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::coop::Budget;
 use crate::runtime::Handle;
-use crate::sched::worker::WorkerContext;
+use crate::sched::worker::{Shared, WorkerContext};
 
+/// Everything here is `Copy`, so the thread-local has no destructor: it stays usable
+/// while the thread's other thread-locals are destroyed, and a runtime can be built,
+/// entered and dropped from inside such a destructor (a library keeping a runtime per
+/// thread). The worker state, which has a destructor, lives apart in [`WORKER`].
 struct Context {
-    /// The runtime `gort::spawn` uses on this thread.
-    handle: RefCell<Option<Handle>>,
+    /// The runtime `gort::spawn` uses on this thread: `Arc::into_raw` of its `Shared`,
+    /// a strong reference this slot owns, or null.
+    handle: Cell<*const Shared>,
+    /// `with_current` calls in progress, which borrow the slot's reference: the slot
+    /// may not change meanwhile (as a `RefCell` would refuse).
+    handle_borrows: Cell<usize>,
     /// Set on worker threads and inside `block_on`: blocking here would stall a runtime.
     entered: Cell<bool>,
-    /// Set on worker threads: the P this thread runs.
-    worker: RefCell<Option<Rc<WorkerContext>>>,
     budget: Cell<Budget>,
     /// What the future being polled on this thread waits for, set by gort's leaf
     /// futures when they return `Pending` (a `WaitReason` as `u8`).
@@ -29,51 +41,84 @@ struct Context {
 thread_local! {
     static CONTEXT: Context = const {
         Context {
-            handle: RefCell::new(None),
+            handle: Cell::new(std::ptr::null()),
+            handle_borrows: Cell::new(0),
             entered: Cell::new(false),
-            worker: RefCell::new(None),
             budget: Cell::new(Budget::unconstrained()),
             wait_reason: Cell::new(0),
         }
     };
+
+    /// Set on worker threads: the P this thread runs.
+    static WORKER: RefCell<Option<Rc<WorkerContext>>> = const { RefCell::new(None) };
 }
 
 /// The current runtime's handle, if any.
 pub(crate) fn current_handle() -> Option<Handle> {
-    CONTEXT
-        .try_with(|c| c.handle.borrow().clone())
-        .ok()
-        .flatten()
+    with_current(|h| h.cloned())
 }
 
 /// Runs `f` with the current runtime's handle, borrowed (no reference-count traffic).
+///
+/// # Panics
+/// When `f` changes this thread's current runtime (enters or leaves one).
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Handle>) -> R) -> R {
-    let mut f = Some(f);
-    let res = CONTEXT.try_with(|c| {
-        let h = c.handle.borrow();
-        (f.take().expect("called once"))(h.as_ref())
-    });
-    match res {
-        Ok(r) => r,
-        Err(_) => (f.take().expect("not called when try_with fails"))(None),
+    let ptr = CONTEXT.with(|c| c.handle.get());
+    if ptr.is_null() {
+        return f(None);
     }
+    /// Ends the borrow however `f` returns.
+    struct Borrow;
+    impl Drop for Borrow {
+        fn drop(&mut self) {
+            CONTEXT.with(|c| c.handle_borrows.set(c.handle_borrows.get() - 1));
+        }
+    }
+    CONTEXT.with(|c| c.handle_borrows.set(c.handle_borrows.get() + 1));
+    let _borrow = Borrow;
+    // SAFETY: `ptr` came from `Arc::into_raw` and the slot owns that strong
+    // reference; the slot cannot be changed (and the reference released) while the
+    // borrow count is raised. `ManuallyDrop`: this borrowed `Arc` is not released.
+    let shared = unsafe { Arc::from_raw(ptr) };
+    let handle = ManuallyDrop::new(Handle { shared });
+    f(Some(&handle))
 }
 
-/// Restores the previous handle when dropped.
+/// Puts `new` (an owned `Arc::into_raw` pointer, or null) in the slot; returns the
+/// previous one, whose reference passes to the caller.
+fn replace_handle(new: *const Shared) -> *const Shared {
+    CONTEXT.with(|c| {
+        assert_eq!(
+            c.handle_borrows.get(),
+            0,
+            "gort: the current runtime changed while it was in use"
+        );
+        c.handle.replace(new)
+    })
+}
+
+/// Restores the previous handle when dropped. Not `Send`: it belongs to its thread.
 pub(crate) struct SetCurrentGuard {
-    prev: Option<Handle>,
+    /// The previous slot content, owned (an `Arc::into_raw` pointer, or null).
+    prev: *const Shared,
 }
 
 /// Makes `handle` the current runtime of this thread until the guard drops.
 pub(crate) fn set_current(handle: &Handle) -> SetCurrentGuard {
-    let prev = CONTEXT.with(|c| c.handle.borrow_mut().replace(handle.clone()));
-    SetCurrentGuard { prev }
+    let new = Arc::into_raw(handle.shared.clone());
+    SetCurrentGuard {
+        prev: replace_handle(new),
+    }
 }
 
 impl Drop for SetCurrentGuard {
     fn drop(&mut self) {
-        let prev = self.prev.take();
-        let _ = CONTEXT.try_with(|c| *c.handle.borrow_mut() = prev);
+        let mine = replace_handle(self.prev);
+        if !mine.is_null() {
+            // SAFETY: the slot owned this reference (from `Arc::into_raw`); it is out
+            // of the slot now, so this releases it exactly once.
+            drop(unsafe { Arc::from_raw(mine) });
+        }
     }
 }
 
@@ -106,21 +151,22 @@ pub(crate) fn is_entered() -> bool {
 pub(crate) struct SetWorkerGuard(());
 
 pub(crate) fn set_worker(cx: Rc<WorkerContext>) -> SetWorkerGuard {
-    CONTEXT.with(|c| *c.worker.borrow_mut() = Some(cx));
+    WORKER.with(|w| *w.borrow_mut() = Some(cx));
     SetWorkerGuard(())
 }
 
 impl Drop for SetWorkerGuard {
     fn drop(&mut self) {
-        let _ = CONTEXT.try_with(|c| c.worker.borrow_mut().take());
+        let _ = WORKER.try_with(|w| w.borrow_mut().take());
     }
 }
 
-/// Runs `f` with this thread's worker state (`None` off worker threads).
+/// Runs `f` with this thread's worker state (`None` off worker threads, and while the
+/// thread's thread-locals are being destroyed).
 pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
     let mut f = Some(f);
-    let res = CONTEXT.try_with(|c| {
-        let w = c.worker.borrow();
+    let res = WORKER.try_with(|w| {
+        let w = w.borrow();
         (f.take().expect("called once"))(w.as_deref())
     });
     match res {
