@@ -1,5 +1,6 @@
-//! Property test: random sequences of channel operations against a simple model (a
-//! `VecDeque` with a capacity and a closed flag).
+//! Property tests: random sequences of channel operations, and of `select!` over two
+//! channels, against a simple model (a `VecDeque` with a capacity and a closed flag per
+//! channel).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -101,6 +102,132 @@ proptest! {
                     prop_assert_eq!(tx.is_closed(), m.closed);
                 }
             }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum SelOp {
+    TrySend(usize, u16),
+    TryRecv(usize),
+    /// `select!` over a receive on each channel, with `default`.
+    RecvEither,
+    /// `select!` over a send to channel `.0` and a receive on the other, with
+    /// `default`.
+    SendOrRecv(usize, u16),
+    Close(usize),
+}
+
+fn sel_op() -> impl Strategy<Value = SelOp> {
+    prop_oneof![
+        4 => (0usize..2, any::<u16>()).prop_map(|(c, v)| SelOp::TrySend(c, v)),
+        2 => (0usize..2).prop_map(SelOp::TryRecv),
+        3 => Just(SelOp::RecvEither),
+        3 => (0usize..2, any::<u16>()).prop_map(|(c, v)| SelOp::SendOrRecv(c, v)),
+        1 => (0usize..2).prop_map(SelOp::Close),
+    ]
+}
+
+/// What one `select!` did.
+#[derive(Debug, PartialEq)]
+enum Picked {
+    Recv(usize, Option<u16>),
+    Sent(usize, bool),
+    Default,
+}
+
+impl Model {
+    /// Whether a receive would complete now (a value, or closed and drained).
+    fn recv_ready(&self) -> bool {
+        !self.buf.is_empty() || self.closed
+    }
+
+    /// Whether a send would complete now (room, or closed: an error). With nobody
+    /// receiving, a rendezvous channel is never ready to send.
+    fn send_ready(&self) -> bool {
+        self.closed || self.buf.len() < self.cap
+    }
+}
+
+/// Polls a `select!` once: a branch that is ready must be taken (one of them, Go's
+/// random choice); with none ready, `default`.
+fn select_once<F: Future<Output = Picked>>(f: F) -> Picked {
+    match poll_once(f) {
+        Poll::Ready(p) => p,
+        Poll::Pending => panic!("a select! with a default branch returned Pending"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn chan_prop_select_matches_model(
+        caps in (prop_oneof![Just(0usize), 1usize..4], prop_oneof![Just(0usize), 1usize..4]),
+        ops in proptest::collection::vec(sel_op(), 1..150),
+    ) {
+        let (tx0, rx0) = chan::bounded::<u16>(caps.0);
+        let (tx1, rx1) = chan::bounded::<u16>(caps.1);
+        let tx = [tx0, tx1];
+        let rx = [rx0, rx1];
+        let mut m = [
+            Model { buf: VecDeque::new(), cap: caps.0, closed: false },
+            Model { buf: VecDeque::new(), cap: caps.1, closed: false },
+        ];
+        for op in ops {
+            match op {
+                SelOp::TrySend(c, v) => prop_assert_eq!(tx[c].try_send(v), m[c].send(v)),
+                SelOp::TryRecv(c) => prop_assert_eq!(rx[c].try_recv(), m[c].recv()),
+                SelOp::Close(c) => {
+                    prop_assert_eq!(tx[c].close(), !m[c].closed);
+                    m[c].closed = true;
+                }
+                SelOp::RecvEither => {
+                    let picked = select_once(async {
+                        gort::select! {
+                            v = rx[0].recv() => Picked::Recv(0, v),
+                            v = rx[1].recv() => Picked::Recv(1, v),
+                            default => Picked::Default,
+                        }
+                    });
+                    match picked {
+                        Picked::Recv(c, v) => {
+                            prop_assert!(m[c].recv_ready(), "took a receive that was not ready");
+                            prop_assert_eq!(v, m[c].recv().ok());
+                        }
+                        Picked::Default => {
+                            prop_assert!(!m[0].recv_ready() && !m[1].recv_ready(), "default while a receive was ready");
+                        }
+                        Picked::Sent(..) => prop_assert!(false, "no send branch"),
+                    }
+                }
+                SelOp::SendOrRecv(c, v) => {
+                    let o = 1 - c;
+                    let picked = select_once(async {
+                        gort::select! {
+                            r = tx[c].send(v) => Picked::Sent(c, r.is_ok()),
+                            x = rx[o].recv() => Picked::Recv(o, x),
+                            default => Picked::Default,
+                        }
+                    });
+                    match picked {
+                        Picked::Sent(c, ok) => {
+                            prop_assert!(m[c].send_ready(), "took a send that was not ready");
+                            prop_assert_eq!(ok, m[c].send(v).is_ok());
+                        }
+                        Picked::Recv(o, x) => {
+                            prop_assert!(m[o].recv_ready(), "took a receive that was not ready");
+                            prop_assert_eq!(x, m[o].recv().ok());
+                        }
+                        Picked::Default => {
+                            prop_assert!(!m[c].send_ready() && !m[o].recv_ready(), "default while a branch was ready");
+                        }
+                    }
+                }
+            }
+            // Nothing a losing branch touched leaked into the channels.
+            prop_assert_eq!(rx[0].len(), m[0].buf.len());
+            prop_assert_eq!(rx[1].len(), m[1].buf.len());
         }
     }
 }
