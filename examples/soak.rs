@@ -17,8 +17,10 @@
 //!
 //! Every 10 s it prints one line: counts so far, RSS, open descriptors, live tasks.
 //! At the end it prints the RSS drift, the mean of the last five minutes' samples
-//! against the mean of the five minutes after a one-minute warm-up, and exits non-zero
-//! on any error or on a drift of 5% or more.
+//! against the mean of the five minutes after the warm-up (5 minutes in a run of 20 or
+//! more, else 1), the same for the heap's live bytes (a counting allocator: a leak
+//! shows there exactly), and exits non-zero on any error or on an RSS drift of 5% or
+//! more.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +40,29 @@ struct Counts {
     spawned: AtomicU64,
     errors: AtomicU64,
 }
+
+/// Counts heap bytes allocated and not yet freed: a leak shows here exactly, where
+/// RSS also moves with what the allocator keeps cached.
+struct Counting;
+
+static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator; the counter is an atomic.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -265,7 +290,14 @@ fn main() -> io::Result<()> {
     let c = Arc::new(Counts::default());
     let stop = Arc::new(AtomicBool::new(false));
     let total = Duration::from_secs(minutes * 60);
-    let warm_up = Duration::from_secs(60).min(total / 2);
+    // RSS climbs for the first minutes as the allocator's per-thread arenas fill (seen:
+    // 10 to 17 MiB over 4 minutes, flat after): the baseline starts after 5 minutes of
+    // a long run, 1 of a short one.
+    let warm_up = if total >= Duration::from_secs(20 * 60) {
+        Duration::from_secs(300)
+    } else {
+        Duration::from_secs(60).min(total / 2)
+    };
     let res = rt.block_on({
         let c = c.clone();
         let stop = stop.clone();
@@ -303,16 +335,19 @@ fn main() -> io::Result<()> {
             let start = Instant::now();
             let mut baseline = None;
             let mut samples = Vec::new();
+            let mut heap = Vec::new();
             while start.elapsed() < total {
                 gort::time::sleep(Duration::from_secs(10)).await;
                 let rss = rss_bytes();
+                let live = LIVE_BYTES.load(Ordering::Relaxed);
                 if baseline.is_none() && start.elapsed() >= warm_up {
                     // The first sample after the warm-up.
                     baseline = Some(samples.len());
                 }
                 samples.push(rss);
+                heap.push(live);
                 println!(
-                    "{:>5} s  echoed {:>10}  reconnects {:>7}  pings {:>11}  mpmc {:>10}  ticks {:>9}  blocking {:>6}  spawned {:>9}  errors {}  rss {:>6} KiB  fds {:>4}  tasks {}",
+                    "{:>5} s  echoed {:>10}  reconnects {:>7}  pings {:>11}  mpmc {:>10}  ticks {:>9}  blocking {:>6}  spawned {:>9}  errors {}  rss {:>6} KiB  heap {:>6} KiB  fds {:>4}  tasks {}",
                     start.elapsed().as_secs(),
                     c.echoed.load(Ordering::Relaxed),
                     c.reconnects.load(Ordering::Relaxed),
@@ -323,6 +358,7 @@ fn main() -> io::Result<()> {
                     c.spawned.load(Ordering::Relaxed),
                     c.errors.load(Ordering::Relaxed),
                     rss / 1024,
+                    live / 1024,
                     open_fds(),
                     metrics.num_alive_tasks(),
                 );
@@ -342,12 +378,17 @@ fn main() -> io::Result<()> {
             let end = mean(&samples[samples.len().saturating_sub(per_minute)..]);
             let drift = (end as f64 - base as f64) / base.max(1) as f64 * 100.0;
             let peak = samples.iter().copied().max().unwrap_or(0);
+            let heap_base = mean(&heap[from..(from + per_minute).min(heap.len())]);
+            let heap_end = mean(&heap[heap.len().saturating_sub(per_minute)..]);
+            let heap_drift = (heap_end as f64 - heap_base as f64) / heap_base.max(1) as f64 * 100.0;
             println!(
-                "soak done: {minutes} min, errors {}, mean RSS after warm-up {} KiB, at the end {} KiB (drift {drift:+.2}%), peak {} KiB",
+                "soak done: {minutes} min, errors {}, mean RSS after warm-up {} KiB, at the end {} KiB (drift {drift:+.2}%), peak {} KiB; live heap {} KiB -> {} KiB ({heap_drift:+.2}%)",
                 c.errors.load(Ordering::Relaxed),
                 base / 1024,
                 end / 1024,
-                peak / 1024
+                peak / 1024,
+                heap_base / 1024,
+                heap_end / 1024
             );
             io::Result::Ok(drift)
         }

@@ -3,8 +3,9 @@
 //! panics in every place user code runs, futures forgotten mid-flight, runtimes dropped
 //! with operations in flight, a runtime inside a thread-local destructor, wakes from
 //! another thread while the runtime drops. Every test runs on epoll and again on
-//! io_uring. (Descriptor exhaustion is in `net_more.rs`, drops with reads in flight in
-//! `net_fds.rs`: both need a process of their own.)
+//! io_uring. (Descriptor exhaustion is in `net_more.rs`, runtime drops with operations
+//! in flight in `net_fds.rs`: they count descriptors, which tests beside them would
+//! disturb.)
 
 mod common;
 
@@ -220,91 +221,26 @@ async fn fault_forgotten_pending_reads() {
         std::mem::forget(owned);
     }
     io::Write::write_all(&mut peer, b"after").unwrap();
-    // The forgotten RECV (io_uring) may have taken these bytes into its own buffer;
-    // what this read sees is a prefix of them or nothing, never other bytes.
+    // On epoll nothing holds a forgotten read: the bytes come to this one. On io_uring
+    // the forgotten RECV may take them into its own (leaked) buffer: this read then
+    // sees a prefix of them or nothing, never other bytes.
+    let epoll = gort::Handle::current()
+        .reactor::<gort::runtime::Driver>()
+        .is_some_and(|d| d.kind() == gort::DriverKind::Epoll);
     let mut got = [0u8; 5];
     let n = gort::time::timeout(Duration::from_millis(300), s.read(&mut got)).await;
-    if let Ok(n) = n {
-        let n = n.unwrap();
-        assert_eq!(&got[..n], &b"after"[..n]);
+    match n {
+        Ok(n) => {
+            let n = n.unwrap();
+            assert!(n > 0 || !epoll);
+            assert_eq!(&got[..n], &b"after"[..n]);
+        }
+        Err(_) => assert!(!epoll, "on epoll the bytes must reach the live read"),
     }
     s.write_all(b"still").await.unwrap();
     let mut back = [0u8; 5];
     io::Read::read_exact(&mut peer, &mut back).unwrap();
     assert_eq!(&back, b"still");
-}
-
-/// Dropping a runtime whose tasks wait in `accept`, in `connect` (to a listener whose
-/// backlog is full, so the handshake never completes) and in reads: the drop returns
-/// promptly and every descriptor is closed.
-#[test]
-fn fault_runtime_dropped_with_accepts_connects_and_reads_in_flight() {
-    let _w = watchdog(
-        "fault_runtime_dropped_with_accepts_connects_and_reads_in_flight",
-        60,
-    );
-    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
-    // A listener that never accepts, with the smallest backlog: later connects wait.
-    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    full.bind(
-        &"127.0.0.1:0"
-            .parse::<std::net::SocketAddr>()
-            .unwrap()
-            .into(),
-    )
-    .unwrap();
-    full.listen(0).unwrap();
-    let full_addr = full.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        s.set_nonblocking(true).unwrap();
-        let _ = s.connect(&full_addr.into());
-        fillers.push(s);
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    let before = fds();
-    for _ in 0..5 {
-        let rt = gort::Runtime::builder().workers(2).build().unwrap();
-        let peers = rt.block_on(async {
-            let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
-            for _ in 0..4 {
-                let l = listener.clone();
-                gort::spawn(async move {
-                    let _ = l.accept().await;
-                });
-            }
-            for _ in 0..4 {
-                gort::spawn(async move {
-                    let _ = TcpStream::connect(full_addr).await;
-                });
-            }
-            let mut peers = Vec::new();
-            for _ in 0..4 {
-                let (s, p) = pair().await;
-                peers.push(p);
-                gort::spawn(async move {
-                    let mut buf = [0u8; 64];
-                    let _ = s.read(&mut buf).await;
-                    let _ = s.read_owned(Vec::with_capacity(1024)).await;
-                });
-            }
-            gort::time::sleep(Duration::from_millis(30)).await;
-            peers
-        });
-        let t = Instant::now();
-        drop(rt);
-        assert!(
-            t.elapsed() < Duration::from_secs(3),
-            "drop took {:?}",
-            t.elapsed()
-        );
-        drop(peers);
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    let after = fds();
-    assert!(after <= before + 2, "fds grew from {before} to {after}");
-    drop(fillers);
 }
 
 /// A runtime built, used and dropped inside a thread-local's destructor (a library

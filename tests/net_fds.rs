@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use common::{echo_server, pattern, watchdog};
 use gort::net::{TcpListener, TcpStream};
@@ -190,6 +190,82 @@ fn rt_drop_with_reads_in_flight_frees_their_buffers_and_fds() {
         rss1 >> 20
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Dropping a runtime whose tasks wait in `accept`, in `connect` (to a listener whose
+/// backlog is full, so the handshake never completes) and in reads: the drop returns
+/// promptly and every descriptor is closed.
+#[test]
+fn fault_runtime_dropped_with_accepts_connects_and_reads_in_flight() {
+    let _w = watchdog(
+        "fault_runtime_dropped_with_accepts_connects_and_reads_in_flight",
+        60,
+    );
+    let _x = exclusive();
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    // A listener that never accepts, with the smallest backlog: later connects wait.
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    full.listen(0).unwrap();
+    let full_addr = full.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&full_addr.into());
+        fillers.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let before = fds();
+    for _ in 0..5 {
+        let rt = gort::Runtime::builder().workers(2).build().unwrap();
+        let peers = rt.block_on(async {
+            let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+            for _ in 0..4 {
+                let l = listener.clone();
+                gort::spawn(async move {
+                    let _ = l.accept().await;
+                });
+            }
+            for _ in 0..4 {
+                gort::spawn(async move {
+                    let _ = TcpStream::connect(full_addr).await;
+                });
+            }
+            let mut peers = Vec::new();
+            for _ in 0..4 {
+                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let p = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+                let (s, _) = l.accept().await.unwrap();
+                peers.push(p);
+                gort::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s.read_owned(Vec::with_capacity(1024)).await;
+                });
+            }
+            gort::time::sleep(Duration::from_millis(30)).await;
+            peers
+        });
+        let t = Instant::now();
+        drop(rt);
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "drop took {:?}",
+            t.elapsed()
+        );
+        drop(peers);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let after = fds();
+    assert!(after <= before + 2, "fds grew from {before} to {after}");
+    drop(fillers);
 }
 
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).

@@ -97,23 +97,15 @@ async fn time_interval_ticks_and_skips_missed_ticks() {
     // Fall behind by 5.5 periods: the missed tick comes at once, but only one of them.
     // A catching-up interval would then hand out the other four at once, scheduled
     // one period apart; a skipping one waits for the next multiple of the period.
+    // (Scheduled instants, not wall-clock times: nothing here depends on load.)
     std::thread::sleep(Duration::from_millis(55));
-    let t0 = std::time::Instant::now();
     let late = iv.tick().await;
-    let t1 = std::time::Instant::now();
     let after = iv.tick().await;
-    let t2 = std::time::Instant::now();
     assert_eq!(late - second, period, "the missed tick is the one due");
-    assert!(t1 - t0 < period, "the missed tick waited {:?}", t1 - t0);
     assert!(
         after - late >= 4 * period,
         "missed ticks were handed out in a burst: {:?} after the late one",
         after - late
-    );
-    assert!(
-        t2 - t1 >= Duration::from_millis(1),
-        "the tick after the late one came at once ({:?}): a burst",
-        t2 - t1
     );
 }
 

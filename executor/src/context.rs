@@ -98,27 +98,42 @@ fn replace_handle(new: *const Shared) -> *const Shared {
 }
 
 /// Restores the previous handle when dropped. Not `Send`: it belongs to its thread.
+/// Guards must drop in the reverse order of their creation (tokio's rule for its
+/// `EnterGuard`); one dropped out of order panics rather than leave the wrong runtime
+/// current.
 pub(crate) struct SetCurrentGuard {
     /// The previous slot content, owned (an `Arc::into_raw` pointer, or null).
     prev: *const Shared,
+    /// What this guard put in the slot, to check on drop that it is still there.
+    mine: *const Shared,
 }
 
 /// Makes `handle` the current runtime of this thread until the guard drops.
 pub(crate) fn set_current(handle: &Handle) -> SetCurrentGuard {
-    let new = Arc::into_raw(handle.shared.clone());
+    let mine = Arc::into_raw(handle.shared.clone());
     SetCurrentGuard {
-        prev: replace_handle(new),
+        prev: replace_handle(mine),
+        mine,
     }
 }
 
 impl Drop for SetCurrentGuard {
     fn drop(&mut self) {
-        let mine = replace_handle(self.prev);
-        if !mine.is_null() {
-            // SAFETY: the slot owned this reference (from `Arc::into_raw`); it is out
-            // of the slot now, so this releases it exactly once.
-            drop(unsafe { Arc::from_raw(mine) });
+        let current = CONTEXT.with(|c| c.handle.get());
+        if current != self.mine {
+            // Dropped out of order: a later guard still holds the slot. Restoring our
+            // `prev` would make a runtime current that no guard will ever remove.
+            // `prev` (and the slot's reference) are leaked, not freed.
+            if !std::thread::panicking() {
+                panic!("gort: runtime enter guards dropped out of order (drop the latest first)");
+            }
+            return;
         }
+        let mine = replace_handle(self.prev);
+        // SAFETY: the slot owned this reference (from `Arc::into_raw`, checked above to
+        // be the one this guard installed); it is out of the slot now, so this releases
+        // it exactly once.
+        drop(unsafe { Arc::from_raw(mine) });
     }
 }
 

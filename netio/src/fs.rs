@@ -145,6 +145,10 @@ enum Done {
 /// what the file holds.
 const READ_AT_FIRST_CHUNK: usize = 1024 * 1024;
 
+/// The most one `read(2)`/`pread(2)` returns on Linux (`MAX_RW_COUNT`): a chunk never
+/// asks for more, so a full chunk is never mistaken for a short read.
+const MAX_RW: usize = 0x7fff_f000;
+
 impl File {
     fn from_std(std: std::fs::File) -> File {
         File {
@@ -179,7 +183,8 @@ impl File {
     }
 
     /// Reads up to `len` bytes at `offset` without moving the cursor; returns the bytes
-    /// read (fewer than `len` at the end of the file). Any `len` is accepted: the buffer
+    /// read (fewer than `len` at the end of the file, or when the kernel returns a
+    /// short read, as `pread(2)` may on a pipe). Any `len` is accepted: the buffer
     /// grows with the data read (1 MiB first, then doubling), not with `len`.
     ///
     /// # Errors
@@ -192,6 +197,8 @@ impl File {
         let driver = uring_driver();
         let mut out = Vec::new();
         let mut chunk = len.min(READ_AT_FIRST_CHUNK);
+        // A short read ends it: the end of the file (or, as with `pread(2)`, whatever
+        // the kernel had at once: a pipe, some network filesystems).
         while chunk > 0 {
             let at = file_offset("File::read_at", offset, out.len())?;
             let (res, buf) = match &driver {
@@ -213,7 +220,7 @@ impl File {
             if res? < chunk {
                 break;
             }
-            chunk = (len - out.len()).min(out.len());
+            chunk = (len - out.len()).min(out.len()).min(MAX_RW);
         }
         Ok(out)
     }

@@ -159,6 +159,13 @@ impl Builder {
     /// list of tasks, their spawn locations and what they wait for. Turn it off for
     /// programs whose plain threads wake tasks without going through gort's blocking
     /// calls.
+    ///
+    /// With several runtimes in one process, a task of one may wake a waiter of
+    /// another, so a runtime is reported only while every other runtime is quiet too
+    /// (shut down, or with nothing running, queued, pending in its reactor, or waiting
+    /// on anything but tasks). A second runtime with an open listener or a pending
+    /// timer therefore holds every report back: no false report, at the cost of a
+    /// missed one.
     pub fn deadlock_detection(&mut self, on: bool) -> &mut Self {
         self.deadlock_detection = on;
         self

@@ -495,6 +495,13 @@ impl Driver {
         }
     }
 
+    /// Test hook (io_uring only; false on epoll): whether entries wait in the
+    /// submission queue for a later submission.
+    #[doc(hidden)]
+    pub fn entries_waiting(&self) -> bool {
+        self.uring().is_some_and(uring::Uring::entries_waiting)
+    }
+
     /// Pending timers.
     pub fn num_timers(&self) -> usize {
         self.timers.len()

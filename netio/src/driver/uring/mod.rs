@@ -158,7 +158,9 @@ enum OpState {
 pub(crate) struct Uring {
     ring: IoUring,
     /// Serialises pushes to the submission queue (any thread may push).
-    sq_lock: Mutex<()>,
+    /// Holds the number of entries pushed so far (which, less the queue's length, is
+    /// how many the kernel has taken: see `submit_now`).
+    sq_lock: Mutex<u64>,
     /// Entries pushed since the last `io_uring_enter`.
     unsubmitted: AtomicBool,
     /// Submissions so far (each `io_uring_enter` that submits), for [`take_stale`].
@@ -242,7 +244,7 @@ impl Uring {
         let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
         let uring = Uring {
             ring,
-            sq_lock: Mutex::new(()),
+            sq_lock: Mutex::new(0),
             unsubmitted: AtomicBool::new(false),
             submits: AtomicU64::new(0),
             stale_probe: AtomicU64::new(0),
@@ -263,13 +265,14 @@ impl Uring {
 
     /// Queues `entry` (submitted at the next `flush` or turn).
     pub(crate) fn push(&self, entry: &squeue::Entry) {
-        let _g = lock(&self.sq_lock);
+        let mut pushed = lock(&self.sq_lock);
         loop {
             // SAFETY: `sq_lock` makes this the only live view of the submission queue.
             let mut sq = unsafe { self.ring.submission_shared() };
             // SAFETY: every entry's buffers are owned by an `Op` or the driver until its
             // completion (see `Op`).
             if unsafe { sq.push(entry) }.is_ok() {
+                *pushed += 1;
                 break;
             }
             drop(sq);
@@ -280,6 +283,21 @@ impl Uring {
             }
         }
         self.unsubmitted.store(true, Ordering::Release);
+    }
+
+    /// Queues `entry` if the submission queue has room; false when it is full.
+    fn try_push(&self, entry: &squeue::Entry) -> bool {
+        let mut count = lock(&self.sq_lock);
+        // SAFETY: `sq_lock` makes this the only live view of the submission queue.
+        let mut sq = unsafe { self.ring.submission_shared() };
+        // SAFETY: the entries pushed this way (cancellations) point at no memory.
+        let pushed = unsafe { sq.push(entry) }.is_ok();
+        drop(sq);
+        if pushed {
+            *count += 1;
+            self.unsubmitted.store(true, Ordering::Release);
+        }
+        pushed
     }
 
     /// Submits at once when the caller is not a worker (see [`queue`](Self::queue)).
@@ -329,34 +347,25 @@ impl Uring {
     /// [`Driver::submit_now`](crate::driver::Driver::submit_now) retries the passing
     /// refusals for callers that must know the kernel has the entries.
     pub(crate) fn submit_now(&self) -> io::Result<()> {
-        let queued = {
-            let _g = lock(&self.sq_lock);
-            // SAFETY: `sq_lock` makes this the only live view of the submission queue.
-            let sq = unsafe { self.ring.submission_shared() };
-            // The view writes its tail back when dropped: it must drop before the
-            // lock does. (As the block's tail expression, a temporary view would
-            // outlive `_g`, and its stale tail would overwrite a concurrent push's:
-            // entries lost, old ones submitted again with freed buffers.)
-            let len = sq.len();
-            drop(sq);
-            len
-        };
+        // Everything pushed so far must end up taken by the kernel (by this call, or
+        // by another thread's submission meanwhile).
+        let target = *lock(&self.sq_lock);
         self.unsubmitted.swap(false, Ordering::SeqCst);
         self.count_submit();
         let res = loop {
             let refused = self
                 .refuse_submits
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
                 .is_ok();
             let submitted = if refused {
-                let errno = self.refuse_errno.load(Ordering::Relaxed) as i32;
+                let errno = self.refuse_errno.load(Ordering::Acquire) as i32;
                 Err(io::Error::from_raw_os_error(errno))
             } else {
                 self.ring.submit()
             };
             match submitted {
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Ok(taken) if taken >= queued => break Ok(()),
+                Ok(_) if self.taken() >= target => break Ok(()),
                 // The kernel stopped short (it could not allocate a request).
                 Ok(_) => break Err(io::Error::from_raw_os_error(libc::EAGAIN)),
                 Err(e) => break Err(e),
@@ -368,11 +377,31 @@ impl Uring {
         res
     }
 
+    /// How many entries the kernel has taken from the submission queue so far.
+    fn taken(&self) -> u64 {
+        let pushed = lock(&self.sq_lock);
+        // SAFETY: `sq_lock` makes this the only live view of the submission queue.
+        let sq = unsafe { self.ring.submission_shared() };
+        // The view writes its tail back when dropped: it must drop before the lock
+        // does. (A temporary view in a block's tail expression outlives the guard, and
+        // its stale tail then overwrites a concurrent push's: entries lost, old ones
+        // submitted again with freed buffers. That happened once.)
+        let queued = sq.len() as u64;
+        drop(sq);
+        *pushed - queued
+    }
+
     /// Test hook: the next `n` calls of [`submit_now`](Self::submit_now) are refused
     /// with `errno` without reaching the kernel.
     pub(crate) fn refuse_next_submits(&self, n: u64, errno: i32) {
-        self.refuse_errno.store(errno as u64, Ordering::Relaxed);
-        self.refuse_submits.store(n, Ordering::Relaxed);
+        self.refuse_errno.store(errno as u64, Ordering::Release);
+        self.refuse_submits.store(n, Ordering::Release);
+    }
+
+    /// Test hook: whether entries wait in the submission queue, flagged for the next
+    /// submission.
+    pub(crate) fn entries_waiting(&self) -> bool {
+        self.has_unsubmitted()
     }
 
     /// Whether a refused submission is worth retrying (see [`SUBMIT_PATIENCE`]).
@@ -530,9 +559,13 @@ impl Drop for Uring {
             .filter(|(_, slot)| !matches!(slot.state, OpState::Done(_)))
             .map(|(key, slot)| Token::new(Kind::Op, key, slot.generation))
             .collect();
-        for token in in_flight.iter().chain([&Token::WAKE]) {
-            self.push(&opcode::AsyncCancel::new(token.0).build().user_data(IGNORE));
-        }
+        // Cancellations go in as the submission queue has room, between reaps (pushing
+        // them all first could wait forever on a full queue that only reaping frees).
+        let mut cancels = in_flight
+            .into_iter()
+            .chain([Token::WAKE])
+            .map(|t| opcode::AsyncCancel::new(t.0).build().user_data(IGNORE))
+            .peekable();
         let deadline = std::time::Instant::now() + DRAIN_AT_DROP;
         let mut wake_read_live = true;
         let mut cqes = Vec::new();
@@ -541,10 +574,26 @@ impl Drop for Uring {
             if now >= deadline {
                 break;
             }
+            while let Some(cancel) = cancels.peek() {
+                if !self.try_push(cancel) {
+                    break;
+                }
+                cancels.next();
+            }
             let ts = types::Timespec::from((deadline - now).min(Duration::from_millis(50)));
             let args = types::SubmitArgs::new().timespec(&ts);
-            // ETIME, EINTR: look again.
-            let _ = self.ring.submitter().submit_with_args(1, &args);
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                // A timeout, a signal, completions to reap first: look again.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                    ) => {}
+                // The ring does not work (a probe that failed): the kernel holds
+                // nothing of ours that waiting would get back.
+                Err(_) => break,
+            }
             self.reap(&mut cqes);
             for (user_data, res, _) in cqes.drain(..) {
                 let token = Token(user_data);
