@@ -279,11 +279,12 @@ fn uring_refused_submissions_are_retried_and_never_forgotten() {
     }
     let driver = rt.reactor().unwrap().clone();
     for (errno, refusals, within, retried) in [
-        (libc::EAGAIN, 150, Duration::from_millis(900), true),
-        (libc::EBUSY, 150, Duration::from_millis(900), true),
+        (libc::EAGAIN, 20, Duration::from_millis(900), true),
+        (libc::EBUSY, 20, Duration::from_millis(900), true),
         // Past the second of patience: flagged, and the monitor has it submitted.
         (libc::EAGAIN, 1_000_000, Duration::from_secs(3), false),
     ] {
+        let give_ups = driver.num_submit_give_ups();
         let (server, mut client) = rt.block_on(async {
             let listener = gort::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -298,14 +299,13 @@ fn uring_refused_submissions_are_retried_and_never_forgotten() {
             );
             driver.refuse_next_submits(refusals, errno);
             assert!(read.await.is_err(), "nothing was sent");
-            if retried {
-                // The drop itself got the cancellation to the kernel (retrying), not a
-                // later flush.
-                assert!(
-                    !driver.entries_waiting(),
-                    "errno {errno} x{refusals}: the cancellation was left queued"
-                );
-            }
+            // The drop itself got the cancellation to the kernel, retrying, rather
+            // than leaving it to a later flush; past its patience it gave up once.
+            assert_eq!(
+                driver.num_submit_give_ups() - give_ups,
+                u64::from(!retried),
+                "errno {errno} x{refusals}"
+            );
         });
         let dropped = std::time::Instant::now();
         drop(server);
@@ -352,6 +352,48 @@ async fn udp_peek_len_tells_the_whole_datagram_size_before_it_is_cut() {
     let (whole, small) = peek.await.unwrap();
     assert_eq!(whole, big);
     assert_eq!(small[..], big[..100]);
+}
+
+/// Enter guards nest: each restores the runtime before it, also for the same runtime
+/// twice; one dropped out of order panics instead of leaving the wrong runtime
+/// current. (The slot they share has no destructor now, so a runtime can be entered
+/// from inside another thread-local's destructor: see `tests/faults.rs`.)
+#[test]
+fn enter_guards_restore_in_order_and_refuse_out_of_order() {
+    let _w = watchdog("enter_guards_restore_in_order_and_refuse_out_of_order", 30);
+    // Told apart by their worker counts.
+    let rt0 = gort::Runtime::builder().workers(1).build().unwrap();
+    let rt1 = gort::Runtime::builder().workers(3).build().unwrap();
+    let id = |h: &gort::Handle| h.metrics().num_workers();
+    assert!(gort::Handle::try_current().is_none());
+    {
+        let _g0 = rt0.enter();
+        let a = rt1.enter();
+        let b = rt1.enter();
+        assert_eq!(id(&gort::Handle::current()), 3);
+        drop(b);
+        assert_eq!(id(&gort::Handle::current()), 3);
+        drop(a);
+        let now = gort::Handle::try_current().expect("rt0 is current again");
+        assert_eq!(id(&now), id(rt0.handle()));
+        // Spawning goes to rt0.
+        let t = gort::spawn(async { 5 });
+        assert_eq!(rt0.block_on(t).unwrap(), 5);
+    }
+    assert!(
+        gort::Handle::try_current().is_none(),
+        "a runtime stayed current"
+    );
+    let out_of_order = std::thread::spawn(move || {
+        let a = rt0.enter();
+        let b = rt1.enter();
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(a)));
+        std::mem::forget(b);
+        res.is_err()
+    })
+    .join()
+    .unwrap();
+    assert!(out_of_order, "dropping the outer guard first must panic");
 }
 
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).

@@ -30,6 +30,9 @@ struct Context {
     /// `with_current` calls in progress, which borrow the slot's reference: the slot
     /// may not change meanwhile (as a `RefCell` would refuse).
     handle_borrows: Cell<usize>,
+    /// Live `SetCurrentGuard`s: each records its depth, so one dropped out of order
+    /// (or a later one leaked) is seen even when two guards name the same runtime.
+    guard_depth: Cell<usize>,
     /// Set on worker threads and inside `block_on`: blocking here would stall a runtime.
     entered: Cell<bool>,
     budget: Cell<Budget>,
@@ -43,6 +46,7 @@ thread_local! {
         Context {
             handle: Cell::new(std::ptr::null()),
             handle_borrows: Cell::new(0),
+            guard_depth: Cell::new(0),
             entered: Cell::new(false),
             budget: Cell::new(Budget::unconstrained()),
             wait_reason: Cell::new(0),
@@ -104,35 +108,41 @@ fn replace_handle(new: *const Shared) -> *const Shared {
 pub(crate) struct SetCurrentGuard {
     /// The previous slot content, owned (an `Arc::into_raw` pointer, or null).
     prev: *const Shared,
-    /// What this guard put in the slot, to check on drop that it is still there.
-    mine: *const Shared,
+    /// This guard's depth among the live guards (1 for the outermost).
+    depth: usize,
 }
 
 /// Makes `handle` the current runtime of this thread until the guard drops.
 pub(crate) fn set_current(handle: &Handle) -> SetCurrentGuard {
     let mine = Arc::into_raw(handle.shared.clone());
-    SetCurrentGuard {
-        prev: replace_handle(mine),
-        mine,
-    }
+    let prev = replace_handle(mine);
+    let depth = CONTEXT.with(|c| {
+        c.guard_depth.set(c.guard_depth.get() + 1);
+        c.guard_depth.get()
+    });
+    SetCurrentGuard { prev, depth }
 }
 
 impl Drop for SetCurrentGuard {
     fn drop(&mut self) {
-        let current = CONTEXT.with(|c| c.handle.get());
-        if current != self.mine {
-            // Dropped out of order: a later guard still holds the slot. Restoring our
-            // `prev` would make a runtime current that no guard will ever remove.
-            // `prev` (and the slot's reference) are leaked, not freed.
+        let depth = CONTEXT.with(|c| c.guard_depth.get());
+        if depth != self.depth {
+            // A later guard is still live (dropped out of order) or was leaked
+            // (`mem::forget`). Restoring `prev` would put back a runtime that the
+            // later guard may then restore over; `prev` is leaked, not freed.
             if !std::thread::panicking() {
-                panic!("gort: runtime enter guards dropped out of order (drop the latest first)");
+                panic!(
+                    "gort: a runtime enter guard was leaked or dropped out of order \
+                     (drop the latest first)"
+                );
             }
             return;
         }
+        CONTEXT.with(|c| c.guard_depth.set(depth - 1));
         let mine = replace_handle(self.prev);
-        // SAFETY: the slot owned this reference (from `Arc::into_raw`, checked above to
-        // be the one this guard installed); it is out of the slot now, so this releases
-        // it exactly once.
+        // SAFETY: this guard is the innermost live one (the depth says so), so the slot
+        // holds the reference it installed (from `Arc::into_raw`); it is out of the
+        // slot now, so this releases it exactly once.
         drop(unsafe { Arc::from_raw(mine) });
     }
 }

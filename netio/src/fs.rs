@@ -145,9 +145,11 @@ enum Done {
 /// what the file holds.
 const READ_AT_FIRST_CHUNK: usize = 1024 * 1024;
 
-/// The most one `read(2)`/`pread(2)` returns on Linux (`MAX_RW_COUNT`): a chunk never
-/// asks for more, so a full chunk is never mistaken for a short read.
-const MAX_RW: usize = 0x7fff_f000;
+/// The largest chunk: under what one `read(2)`/`pread(2)` returns on Linux
+/// (`MAX_RW_COUNT`, `INT_MAX` rounded down to a page: 2 GiB - 4 KiB with 4 KiB pages,
+/// 2 GiB - 64 KiB with 64 KiB ones), so a full chunk is never mistaken for a short
+/// read. The doubling from 1 MiB lands on it exactly.
+const MAX_RW: usize = 1 << 30;
 
 impl File {
     fn from_std(std: std::fs::File) -> File {
@@ -189,7 +191,9 @@ impl File {
     ///
     /// # Errors
     /// As `pread(2)`; `InvalidInput` when the offset passes `i64::MAX` (the kernel's
-    /// limit; io_uring would read at the cursor instead).
+    /// limit; io_uring would read at the cursor instead); `OutOfMemory` when the
+    /// buffer cannot grow (a `len` of `usize::MAX` on a file that never ends, such as
+    /// `/dev/zero`, reads until then).
     ///
     /// # Cancel safety
     /// Cancel safe: it does not move the cursor.
@@ -205,6 +209,9 @@ impl File {
                 Some(driver) => uring::read_at(driver, &self.std, out, chunk, at).await,
                 None => {
                     let f = self.std.clone();
+                    out.try_reserve(chunk).map_err(|_| {
+                        io::Error::new(io::ErrorKind::OutOfMemory, "File::read_at: buffer")
+                    })?;
                     gort_executor::spawn_blocking(move || {
                         let start = out.len();
                         out.resize(start + chunk, 0);

@@ -76,6 +76,8 @@ pub struct Driver {
     sleepers: Mutex<Vec<Arc<park::ParkState>>>,
     /// Turns so far, by any thread (written by the holder only; the monitor reads it).
     turns: AtomicU64,
+    /// Times `submit_now` gave up (its entries left queued for the next turn).
+    submit_give_ups: AtomicU64,
     /// This driver, for the parkers it makes.
     me: Weak<Driver>,
 }
@@ -174,6 +176,7 @@ impl Driver {
             timers: Timers::default(),
             sleepers: Mutex::new(Vec::new()),
             turns: AtomicU64::new(0),
+            submit_give_ups: AtomicU64::new(0),
             me: me.clone(),
         }))
     }
@@ -353,7 +356,10 @@ impl Driver {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(1));
                 }
-                Err(_) => return,
+                Err(_) => {
+                    self.submit_give_ups.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             }
         }
     }
@@ -495,11 +501,11 @@ impl Driver {
         }
     }
 
-    /// Test hook (io_uring only; false on epoll): whether entries wait in the
-    /// submission queue for a later submission.
-    #[doc(hidden)]
-    pub fn entries_waiting(&self) -> bool {
-        self.uring().is_some_and(uring::Uring::entries_waiting)
+    /// Times a submission that had to reach the kernel at once (a cancellation, a poll
+    /// removal) was still refused after its second of retries, and was left queued
+    /// for the next turn instead.
+    pub fn num_submit_give_ups(&self) -> u64 {
+        self.submit_give_ups.load(Ordering::Relaxed)
     }
 
     /// Pending timers.

@@ -398,12 +398,6 @@ impl Uring {
         self.refuse_submits.store(n, Ordering::Release);
     }
 
-    /// Test hook: whether entries wait in the submission queue, flagged for the next
-    /// submission.
-    pub(crate) fn entries_waiting(&self) -> bool {
-        self.has_unsubmitted()
-    }
-
     /// Whether a refused submission is worth retrying (see [`SUBMIT_PATIENCE`]).
     pub(crate) fn is_passing_refusal(e: &io::Error) -> bool {
         matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY))
@@ -584,11 +578,13 @@ impl Drop for Uring {
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
-                // A timeout, a signal, completions to reap first: look again.
+                // A timeout, a signal, completions to reap first, the kernel short of
+                // memory, completions lost to an overflow: look again (the deadline
+                // bounds it).
                 Err(e)
                     if matches!(
                         e.raw_os_error(),
-                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN | libc::EBADR)
                     ) => {}
                 // The ring does not work (a probe that failed): the kernel holds
                 // nothing of ours that waiting would get back.

@@ -19,7 +19,10 @@ pub(crate) async fn read_at(
     offset: u64,
 ) -> (io::Result<usize>, Vec<u8>) {
     let want = want.min(u32::MAX as usize);
-    buf.reserve(want);
+    if buf.try_reserve(want).is_err() {
+        let e = io::Error::new(io::ErrorKind::OutOfMemory, "File::read_at: buffer");
+        return (Err(e), buf);
+    }
     let start = buf.len();
     let entry = opcode::Read::new(
         types::Fd(file.as_raw_fd()),
