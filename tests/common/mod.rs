@@ -22,7 +22,13 @@ pub fn watchdog(name: &'static str, secs: u64) -> Watchdog {
             std::thread::sleep(step);
             waited += step;
         }
-        eprintln!("test `{name}` did not finish within {secs} s: aborting (a hang is a bug)");
+        // Straight to the descriptor: `eprintln!` from a test's thread is captured by
+        // the harness, and the capture is lost with the abort.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "test `{name}` did not finish within {secs} s: aborting (a hang is a bug)"
+        );
         std::process::abort();
     });
     Watchdog(done)
