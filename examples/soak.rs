@@ -41,28 +41,11 @@ struct Counts {
     errors: AtomicU64,
 }
 
-/// Counts heap bytes allocated and not yet freed: a leak shows here exactly, where
-/// RSS also moves with what the allocator keeps cached.
-struct Counting;
-
-static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator; the counter is an atomic.
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-}
+#[path = "../benches/support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -339,7 +322,7 @@ fn main() -> io::Result<()> {
             while start.elapsed() < total {
                 gort::time::sleep(Duration::from_secs(10)).await;
                 let rss = rss_bytes();
-                let live = LIVE_BYTES.load(Ordering::Relaxed);
+                let live = counting_alloc::live_bytes();
                 if baseline.is_none() && start.elapsed() >= warm_up {
                     // The first sample after the warm-up.
                     baseline = Some(samples.len());

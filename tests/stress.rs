@@ -19,32 +19,11 @@ fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Counts the bytes allocated and not yet freed, process-wide: a leak shows here
-/// exactly, where RSS moves by megabytes with what the allocator keeps cached.
-struct Counting;
-
-static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator; the counter is an atomic.
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-}
+#[path = "../benches/support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live_bytes() -> u64 {
-    LIVE_BYTES.load(Ordering::Relaxed)
-}
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 fn rss() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -94,7 +73,7 @@ fn stress_million_tasks_leave_nothing_behind() {
             assert!(t.elapsed() < Duration::from_secs(5), "tasks left alive");
             std::thread::sleep(Duration::from_millis(1));
         }
-        live.push(live_bytes());
+        live.push(counting_alloc::live_bytes());
         resident.push(rss());
     }
     eprintln!(

@@ -24,14 +24,11 @@ pub(crate) async fn read_at(
         return (Err(e), buf);
     }
     let start = buf.len();
-    let entry = opcode::Read::new(
-        types::Fd(file.as_raw_fd()),
-        // SAFETY: `start <= capacity`, and `want` bytes of spare capacity follow it.
-        unsafe { buf.as_mut_ptr().add(start) },
-        want as u32,
-    )
-    .offset(offset)
-    .build();
+    // The spare capacity after the data: `want` bytes of it, reserved above.
+    let spare = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+    let entry = opcode::Read::new(types::Fd(file.as_raw_fd()), spare, want as u32)
+        .offset(offset)
+        .build();
     // SAFETY: the op keeps the buffer (its heap block does not move when the `Vec`
     // does) and the file (so its fd stays open) until the kernel is done with them.
     let op = unsafe { Op::new(driver.clone(), entry, (buf, file.clone()), |_, _| {}) };
