@@ -152,7 +152,7 @@ async fn fault_panics_in_poll_drop_waker_blocking_and_select() {
         let mut cx = Context::from_waker(&waker);
         let mut recv = Box::pin(rx2.recv());
         assert!(recv.as_mut().poll(&mut cx).is_pending());
-        std::mem::forget(recv);
+        common::forget(recv);
     });
     poller.join().unwrap();
     let sender = gort::spawn(async move { tx.try_send(1) }).await;
@@ -209,7 +209,7 @@ async fn fault_forgotten_pending_reads() {
             .as_mut()
             .poll(&mut Context::from_waker(&waker))
             .is_pending());
-        std::mem::forget(read);
+        common::forget(read);
     }
     {
         let mut owned = Box::pin(s.read_owned(Vec::with_capacity(64)));
@@ -218,7 +218,7 @@ async fn fault_forgotten_pending_reads() {
             .as_mut()
             .poll(&mut Context::from_waker(&waker))
             .is_pending());
-        std::mem::forget(owned);
+        common::forget(owned);
     }
     io::Write::write_all(&mut peer, b"after").unwrap();
     // On epoll nothing holds a forgotten read: the bytes come to this one. On io_uring

@@ -388,7 +388,7 @@ fn enter_guards_restore_in_order_and_refuse_out_of_order() {
         let a = rt0.enter();
         let b = rt1.enter();
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(a)));
-        std::mem::forget(b);
+        common::forget(b);
         res.is_err()
     })
     .join()
