@@ -286,19 +286,23 @@ impl Driver {
         u.queue(&uring::poll_entry(s.fd, token, write));
     }
 
-    pub(crate) fn deregister(&self, token: Token, source: &mut impl mio::event::Source) {
+    /// Forgets a source. `true` when io_uring polls were armed on it: their removal is
+    /// submitted, but the kernel lets go of the socket only when it completes (see
+    /// `Evented`'s `Drop`).
+    pub(crate) fn deregister(&self, token: Token, source: &mut impl mio::event::Source) -> bool {
         match &self.backend {
             Backend::Epoll(e) => {
                 e.deregister(source);
                 if let Some(s) = lock(&self.sources).remove(token) {
                     s.io.wake_all();
                 }
+                false
             }
             Backend::Uring(u) => {
                 let (io, pushed) = {
                     let mut sources = lock(&self.sources);
                     let Some(s) = sources.get_mut(token) else {
-                        return;
+                        return false;
                     };
                     let io = s.io.clone();
                     if !s.read_armed && !s.write_armed {
@@ -322,6 +326,7 @@ impl Driver {
                     self.submit_now();
                 }
                 io.wake_all();
+                pushed
             }
         }
     }

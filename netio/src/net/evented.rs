@@ -11,6 +11,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -20,7 +21,7 @@ use crate::driver::token::Token;
 use crate::driver::uring;
 use crate::driver::{Direction, Driver, ScheduledIo, Waiter};
 
-pub(crate) struct Evented<S: mio::event::Source> {
+pub(crate) struct Evented<S: mio::event::Source + std::os::fd::AsFd> {
     source: S,
     token: Token,
     io: Arc<ScheduledIo>,
@@ -29,7 +30,7 @@ pub(crate) struct Evented<S: mio::event::Source> {
     short_read_drains: bool,
 }
 
-impl<S: mio::event::Source + std::os::fd::AsRawFd> Evented<S> {
+impl<S: mio::event::Source + std::os::fd::AsRawFd + std::os::fd::AsFd> Evented<S> {
     /// Registers `source` with the current runtime's driver.
     pub(crate) fn new(source: S, interest: Interest) -> io::Result<Evented<S>> {
         Evented::register(source, interest, false)
@@ -212,6 +213,40 @@ where
         )
     }
 
+    /// [`poll_read`](Self::poll_read) into uninitialised memory, without zero-filling
+    /// it first (hyper's and tokio's read buffers): `recv(2)` through socket2, which
+    /// takes `MaybeUninit` bytes. `Ok(n)` means `buf[..n]` is initialised.
+    #[cfg_attr(not(any(feature = "hyper", feature = "tokio-io")), allow(dead_code))]
+    pub(crate) fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        ready!(self.io.poll_orphans(cx, None));
+        if let Some(n) = self.io.take_stash_uninit(buf) {
+            return Poll::Ready(Ok(n));
+        }
+        let len = buf.len();
+        self.poll_io_with(
+            Direction::Read,
+            cx,
+            None,
+            |s| socket2::SockRef::from(s).recv(buf),
+            |&n| self.drained_by(n, len),
+        )
+    }
+
+    /// `AsyncWrite::poll_write_vectored` (the poll slot): one `writev(2)`.
+    pub(crate) fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(Direction::Write, cx, |mut s| {
+            io::Write::write_vectored(&mut s, bufs)
+        })
+    }
+
     /// A read of `n` bytes into a `len`-byte buffer emptied the socket.
     fn drained_by(&self, n: usize, len: usize) -> bool {
         self.short_read_drains && n > 0 && n < len
@@ -293,8 +328,19 @@ where
     }
 }
 
-impl<S: mio::event::Source> Drop for Evented<S> {
+impl<S: mio::event::Source + std::os::fd::AsFd> Drop for Evented<S> {
     fn drop(&mut self) {
-        self.driver.deregister(self.token, &mut self.source);
+        if self.driver.deregister(self.token, &mut self.source) {
+            // io_uring, with a poll armed on the socket: the poll holds a reference to
+            // the socket until its cancellation completes, and the kernel completes it
+            // as task work of the thread that submitted the poll, which may be a worker
+            // asleep on a futex for seconds (`COOP_TASKRUN` sends it no interrupt).
+            // Until then `close` would close nothing: a listener would go on accepting
+            // into its backlog, a stream would send no FIN. Shutting the socket down
+            // ends the connection (or the listening) now; the descriptor itself is
+            // closed below as always. (So a `dup` of this descriptor made through
+            // `AsFd` is shut down too on io_uring; on epoll it lives on.)
+            let _ = socket2::SockRef::from(&self.source).shutdown(std::net::Shutdown::Both);
+        }
     }
 }
