@@ -7,8 +7,8 @@
 use std::io;
 use std::net::SocketAddr;
 
-use gort::chan;
 use gort::net::{TcpListener, TcpStream};
+use gort::signal::unix::{signal, SignalKind};
 
 /// Bytes read per `read` call: one page, like tokio's usual echo buffer.
 const BUF_SIZE: usize = 4096;
@@ -16,20 +16,11 @@ const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 
 fn main() -> io::Result<()> {
     let addr = parse_args()?;
-    // Block the stop signals in this thread *before* the runtime starts its threads,
-    // which inherit the mask; one thread then waits for them with sigwait.
-    let signals = stop_signals();
-    block(&signals)?;
     let rt = gort::Runtime::new()?;
-    let (stop_tx, stop_rx) = chan::bounded::<()>(1);
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            wait_for(&signals);
-            let _ = stop_tx.send_blocking(());
-        })?;
-
     rt.block_on(async {
+        // The handlers are installed here, before the first connection.
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
         let listener = TcpListener::bind(addr).await?;
         println!(
             "gort echo listening on {} ({} driver, {} workers); Ctrl-C to stop",
@@ -45,7 +36,8 @@ fn main() -> io::Result<()> {
                     }
                     Err(e) => eprintln!("accept: {e}"),
                 },
-                _ = stop_rx.recv() => break,
+                _ = interrupt.recv() => break,
+                _ = terminate.recv() => break,
             }
         }
         io::Result::Ok(())
@@ -110,32 +102,4 @@ fn usage(msg: &str) -> io::Error {
         io::ErrorKind::InvalidInput,
         format!("{msg}; usage: echo [--addr HOST:PORT]"),
     )
-}
-
-fn stop_signals() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset only write the set we own.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        set
-    }
-}
-
-fn block(set: &libc::sigset_t) -> io::Result<()> {
-    // SAFETY: a valid set; the old mask is not needed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, set, std::ptr::null_mut()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(rc))
-    }
-}
-
-fn wait_for(set: &libc::sigset_t) {
-    let mut sig = 0;
-    // SAFETY: a valid set and a valid out-pointer; the signals are blocked in every
-    // thread, so sigwait is the only way they are delivered.
-    unsafe { libc::sigwait(set, &mut sig) };
 }

@@ -32,7 +32,7 @@ mod rt;
 pub use gort_executor::chan;
 pub use gort_executor::{spawn, spawn_blocking, Handle};
 pub use gort_macros::{main, select, test};
-pub use gort_netio::{fs, net, time, DriverKind};
+pub use gort_netio::{fs, net, signal, time, DriverKind};
 pub use rt::{Builder, Runtime};
 
 /// Tasks: join handles, errors, yielding and the cooperative budget.

@@ -33,6 +33,7 @@
 pub mod driver;
 pub mod fs;
 pub mod net;
+pub mod signal;
 pub mod time;
 
 use std::io;

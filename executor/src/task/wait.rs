@@ -29,9 +29,11 @@ pub enum WaitReason {
     /// A channel that plain threads also use (`send_blocking`/`recv_blocking`): a
     /// thread outside the runtime may wake it.
     ChanExternal,
+    /// A Unix signal (`gort::signal`).
+    Signal,
 }
 
-const ALL: [WaitReason; 13] = [
+const ALL: [WaitReason; 14] = [
     WaitReason::Other,
     WaitReason::ChanRecv,
     WaitReason::ChanSend,
@@ -45,6 +47,7 @@ const ALL: [WaitReason; 13] = [
     WaitReason::Timer,
     WaitReason::Io,
     WaitReason::ChanExternal,
+    WaitReason::Signal,
 ];
 
 impl WaitReason {
@@ -88,6 +91,7 @@ impl fmt::Display for WaitReason {
             WaitReason::Timer => "timer",
             WaitReason::Io => "I/O wait",
             WaitReason::ChanExternal => "chan (shared with threads)",
+            WaitReason::Signal => "signal",
         })
     }
 }

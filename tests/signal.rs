@@ -1,0 +1,99 @@
+//! Unix signals sent to this very process by `kill(1)`: every listener of a signal sees
+//! each delivery, listeners of other signals do not, on epoll and (re-run) io_uring.
+//! One binary of its own: a signal is process-wide.
+
+mod common;
+
+use std::time::Duration;
+
+use common::watchdog;
+use futures::StreamExt;
+use gort::signal::unix::{signal, SignalKind};
+
+/// `kill -<name> <this process>`, as an operator would.
+fn kill(name: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(std::process::id().to_string())
+        .status()
+        .expect("kill(1)");
+    assert!(status.success());
+}
+
+#[gort::test(workers = 2)]
+async fn signal_reaches_every_listener_and_only_its_own() {
+    let _w = watchdog("signal_reaches_every_listener_and_only_its_own", 60);
+    let mut a = signal(SignalKind::user_defined1()).unwrap();
+    let mut b = signal(SignalKind::user_defined1()).unwrap();
+    let mut other = signal(SignalKind::user_defined2()).unwrap();
+    // Listeners in tasks of their own, as a server has them (one per subsystem).
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let mut s = signal(SignalKind::user_defined1()).unwrap();
+            gort::spawn(async move {
+                s.recv().await.unwrap();
+                s.recv().await.unwrap();
+            })
+        })
+        .collect();
+    for round in 0..2 {
+        kill("USR1");
+        let limit = Duration::from_secs(10);
+        gort::time::timeout(limit, a.recv())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: listener a saw nothing"));
+        gort::time::timeout(limit, b.next())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: listener b (as a Stream) saw nothing"));
+        if round == 0 {
+            // The tasks must have seen the first before the second is sent, or the two
+            // coalesce into one for them (signals are not queued).
+            gort::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for t in tasks {
+        gort::time::timeout(Duration::from_secs(10), t)
+            .await
+            .expect("a task's listener missed a delivery")
+            .unwrap();
+    }
+    let none = gort::time::timeout(Duration::from_millis(200), other.recv()).await;
+    assert!(none.is_err(), "SIGUSR2's listener woke for SIGUSR1");
+}
+
+#[gort::test(workers = 2)]
+async fn signal_ctrl_c_completes_on_sigint() {
+    let _w = watchdog("signal_ctrl_c_completes_on_sigint", 60);
+    // A listener made first, so that the handler is installed before any SIGINT is
+    // sent (without one, SIGINT ends the process).
+    let _keep = signal(SignalKind::interrupt()).unwrap();
+    let waiting = gort::spawn(gort::signal::ctrl_c());
+    // `ctrl_c` installs its listener when first polled: send until it has seen one.
+    let done = gort::time::timeout(Duration::from_secs(10), async {
+        while !waiting.is_finished() {
+            kill("INT");
+            gort::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "ctrl_c() never completed");
+    waiting.await.unwrap().unwrap();
+}
+
+#[test]
+fn signal_refuses_what_cannot_be_handled() {
+    for bad in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, 0, -1, 1000] {
+        let err = signal(SignalKind::from_raw(bad)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "signal {bad}");
+    }
+    // Needs no runtime.
+    let s = signal(SignalKind::hangup()).unwrap();
+    assert_eq!(s.kind(), SignalKind::hangup());
+}
+
+/// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
+#[test]
+fn signal_every_test_again_on_io_uring() {
+    let _w = watchdog("signal_every_test_again_on_io_uring", 120);
+    common::rerun_all_on_io_uring("signal_every_test_again_on_io_uring");
+}
