@@ -11,6 +11,7 @@
 //! | `sync.Cond` (`Signal`, `Broadcast`) | [`Notify`]: `notify_one`, `notify_waiters`       |
 //! | `x/sync/semaphore.Weighted`         | [`Semaphore`]: `acquire_many(n).await`           |
 //! | `context.Context`                   | [`Context`]: `with_cancel`, `done().await`, `err` |
+//! | `x/sync/errgroup.Group`             | [`Group`]: `spawn`, `wait().await` (first error) |
 //!
 //! # Design
 //!
@@ -70,6 +71,7 @@ mod barrier;
 mod context;
 #[cfg(not(loom))]
 mod deadline;
+mod group;
 mod mutex;
 mod notify;
 mod once;
@@ -85,6 +87,7 @@ mod tests;
 
 pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
 pub use context::{CancelHandle, Context, ContextError, Done};
+pub use group::Group;
 pub use mutex::{Lock, LockOwned, Mutex, MutexGuard, OwnedMutexGuard, TryLockError};
 pub use notify::{Notified, Notify};
 pub use once::{Once, OnceCell, SetError};

@@ -19,6 +19,7 @@
 
 mod error;
 mod join;
+mod join_set;
 mod owned;
 mod raw;
 mod state;
@@ -35,6 +36,7 @@ mod tests;
 pub use crate::coop::{consume_budget, unconstrained, Unconstrained};
 pub use error::JoinError;
 pub use join::{AbortHandle, JoinHandle};
+pub use join_set::JoinSet;
 pub use wait::{current_wait_reason, set_wait_reason, WaitReason};
 pub use yield_now::yield_now;
 
