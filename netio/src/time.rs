@@ -149,7 +149,22 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     }
 }
 
-/// Future of [`timeout`].
+/// Runs `future` until `deadline` at most. tokio's `timeout_at`, Go's
+/// `context.WithDeadline` for one call.
+///
+/// # Errors
+/// `Elapsed` when the deadline passed first; the future is dropped.
+///
+/// # Cancel safety
+/// As cancel safe as `future`.
+pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        sleep: sleep_until(deadline),
+    }
+}
+
+/// Future of [`timeout`] and [`timeout_at`].
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub struct Timeout<F> {

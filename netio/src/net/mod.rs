@@ -11,9 +11,33 @@ pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
 
+use std::any::Any;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// What the I/O bridges (`crate::compat`: hyper's and tokio's traits) need from a byte
+/// stream, kept inside the crate: the unsafe half of those traits (their buffers'
+/// uninitialised memory) lives in `compat`, this half in the safe socket code.
+#[cfg_attr(not(any(feature = "hyper", feature = "tokio-io")), allow(dead_code))]
+pub(crate) trait RawStream {
+    /// Reads into uninitialised memory; `Ok(n)` means `buf[..n]` is initialised.
+    fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>>;
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+    /// Shuts the write direction (`poll_shutdown`, `poll_close`).
+    fn shutdown_write(&self) -> io::Result<()>;
+}
 
 /// What a listener does when `accept(2)` fails, shared by TCP and Unix listeners.
 ///
@@ -52,16 +76,41 @@ impl AcceptBackoff {
     }
 }
 
-/// Resolves `addr` on the blocking pool (a DNS lookup blocks); literal addresses skip it.
+/// Resolves `host` (`"example.com:443"`, `("example.com", 443)`, a `SocketAddr`) to
+/// its socket addresses. Go's `net.LookupHost` with a port, tokio's `lookup_host`.
+///
+/// A name goes to the system resolver (`getaddrinfo`) on the blocking pool, because
+/// it blocks; an address that is already literal (a `SocketAddr`, `(IpAddr, u16)`,
+/// `"127.0.0.1:80"`, `("::1", 80)`) is parsed where it stands and never touches the
+/// pool.
+///
+/// # Errors
+/// The resolver's (`"failed to lookup address information"`); `InvalidInput` when
+/// it resolves to no address.
+///
+/// # Cancel safety
+/// Cancel safe (a lookup already on the pool finishes there and is dropped).
+pub async fn lookup_host<A>(host: A) -> io::Result<std::vec::IntoIter<SocketAddr>>
+where
+    A: ToSocketAddrs + Send + 'static,
+{
+    resolve(host).await.map(Vec::into_iter)
+}
+
+/// Resolves `addr`: literal addresses where they stand, names on the blocking pool (a
+/// DNS lookup blocks).
 pub(crate) async fn resolve<A>(addr: A) -> io::Result<Vec<SocketAddr>>
 where
     A: ToSocketAddrs + Send + 'static,
 {
-    let addrs = gort_executor::spawn_blocking(move || {
-        addr.to_socket_addrs().map(Iterator::collect::<Vec<_>>)
-    })
-    .await
-    .map_err(io::Error::from)??;
+    let addrs = match literal(&addr) {
+        Some(addrs) => addrs,
+        None => gort_executor::spawn_blocking(move || {
+            addr.to_socket_addrs().map(Iterator::collect::<Vec<_>>)
+        })
+        .await
+        .map_err(io::Error::from)??,
+    };
     if addrs.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -69,4 +118,54 @@ where
         ));
     }
     Ok(addrs)
+}
+
+/// The addresses of `addr` when it is literal: the types `ToSocketAddrs` is
+/// implemented for that hold an address, and strings that parse as one. `None`
+/// means "a name, or a type we cannot see into": the resolver decides.
+fn literal(addr: &dyn Any) -> Option<Vec<SocketAddr>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    fn one(a: impl Into<SocketAddr>) -> Option<Vec<SocketAddr>> {
+        Some(vec![a.into()])
+    }
+    fn host_port(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+        one((host.parse::<IpAddr>().ok()?, port))
+    }
+    fn text(s: &str) -> Option<Vec<SocketAddr>> {
+        one(s.parse::<SocketAddr>().ok()?)
+    }
+    if let Some(&a) = addr.downcast_ref::<SocketAddr>() {
+        return one(a);
+    }
+    if let Some(&a) = addr.downcast_ref::<SocketAddrV4>() {
+        return one(a);
+    }
+    if let Some(&a) = addr.downcast_ref::<SocketAddrV6>() {
+        return one(a);
+    }
+    if let Some(&a) = addr.downcast_ref::<(IpAddr, u16)>() {
+        return one(a);
+    }
+    if let Some(&a) = addr.downcast_ref::<(Ipv4Addr, u16)>() {
+        return one(a);
+    }
+    if let Some(&a) = addr.downcast_ref::<(Ipv6Addr, u16)>() {
+        return one(a);
+    }
+    if let Some(&a) = addr.downcast_ref::<&'static [SocketAddr]>() {
+        return Some(a.to_vec());
+    }
+    if let Some(&s) = addr.downcast_ref::<&'static str>() {
+        return text(s);
+    }
+    if let Some(s) = addr.downcast_ref::<String>() {
+        return text(s);
+    }
+    if let Some(&(h, p)) = addr.downcast_ref::<(&'static str, u16)>() {
+        return host_port(h, p);
+    }
+    if let Some((h, p)) = addr.downcast_ref::<(String, u16)>() {
+        return host_port(h, *p);
+    }
+    None
 }

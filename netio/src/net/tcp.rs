@@ -8,7 +8,7 @@ use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_io::{AsyncRead, AsyncWrite};
 use mio::Interest;
@@ -25,6 +25,23 @@ use crate::driver::Direction;
 const BACKLOG: i32 = 1024;
 /// Spare room `read_owned` makes in a full buffer (one page).
 const OWNED_READ_MIN: usize = 4096;
+
+/// The deadline for one of `remaining` addresses still to try before `deadline`
+/// (Go's `partialDeadline`): an equal share of what is left, at least 2 s or all that
+/// is left if that is less. `None` once the deadline has passed.
+fn partial_deadline(now: Instant, deadline: Instant, remaining: usize) -> Option<Instant> {
+    const SANE_MINIMUM: Duration = Duration::from_secs(2);
+    let left = deadline
+        .checked_duration_since(now)
+        .filter(|d| !d.is_zero())?;
+    let share = left / u32::try_from(remaining.max(1)).unwrap_or(u32::MAX);
+    let share = if share < SANE_MINIMUM {
+        left.min(SANE_MINIMUM)
+    } else {
+        share
+    };
+    Some(now + share)
+}
 
 /// A TCP socket server, listening for connections.
 pub struct TcpListener {
@@ -199,15 +216,38 @@ impl TcpStream {
         Err(last.expect("resolve returns at least one address"))
     }
 
-    /// [`connect`](Self::connect) with a time limit.
+    /// [`connect`](Self::connect) with a time limit for the whole call (the lookup
+    /// and every address tried).
+    ///
+    /// A name with several addresses splits what is left of the limit between the
+    /// addresses not yet tried, Go's rule (`net.Dialer`'s partial deadline): each gets
+    /// an equal share, but at least 2 s (or all that is left, if less). So a blackholed
+    /// first address (a dead host, a dropped SYN) costs its share, not the whole limit.
     ///
     /// # Errors
-    /// `TimedOut` when the limit passes first; otherwise as `connect`.
+    /// `TimedOut` when the limit passes first (or the last address's share did);
+    /// otherwise as `connect`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as `connect`.
     pub async fn connect_timeout<A: ToSocketAddrs + Send + 'static>(
         addr: A,
         limit: Duration,
     ) -> io::Result<TcpStream> {
-        crate::time::timeout(limit, TcpStream::connect(addr)).await?
+        let deadline = crate::driver::far_future(Instant::now(), limit);
+        let addrs = crate::time::timeout_at(deadline, resolve(addr)).await??;
+        let mut last = None;
+        for (i, addr) in addrs.iter().enumerate() {
+            let Some(share) = partial_deadline(Instant::now(), deadline, addrs.len() - i) else {
+                break;
+            };
+            match crate::time::timeout_at(share, TcpStream::connect_one(*addr)).await {
+                Ok(Ok(s)) => return Ok(s),
+                Ok(Err(e)) => last = Some(e),
+                Err(elapsed) => last = Some(elapsed.into()),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::ErrorKind::TimedOut.into()))
     }
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
@@ -383,6 +423,48 @@ impl TcpStream {
     }
 }
 
+impl super::RawStream for TcpStream {
+    fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        self.io.poll_read_uninit(cx, buf)
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io.poll_write_vectored(cx, bufs)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+impl OwnedReadHalf {
+    /// The stream both halves share (the I/O bridges).
+    #[cfg_attr(not(any(feature = "hyper", feature = "tokio-io")), allow(dead_code))]
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.inner
+    }
+}
+
+impl OwnedWriteHalf {
+    /// The stream both halves share (the I/O bridges).
+    #[cfg_attr(not(any(feature = "hyper", feature = "tokio-io")), allow(dead_code))]
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.inner
+    }
+}
+
 impl std::os::fd::AsFd for TcpStream {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.io.get().as_fd()
@@ -421,6 +503,14 @@ impl AsyncWrite for TcpStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.poll_write_priv(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io.poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -493,6 +583,14 @@ impl AsyncWrite for OwnedWriteHalf {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.inner.poll_write_priv(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.io.poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
