@@ -29,6 +29,9 @@
 
 mod rt;
 
+#[cfg(feature = "hyper")]
+pub mod hyper;
+
 pub use gort_executor::chan;
 pub use gort_executor::{spawn, spawn_blocking, Handle};
 pub use gort_macros::{main, select, test};

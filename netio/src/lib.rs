@@ -30,6 +30,8 @@
 //! (`driver/io.rs`). The `poll_*` methods of `AsyncRead`/`AsyncWrite` keep one waker
 //! per direction, as those traits expect.
 
+#[cfg(any(feature = "hyper", feature = "tokio-io"))]
+pub mod compat;
 pub mod driver;
 pub mod fs;
 pub mod net;
