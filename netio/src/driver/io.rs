@@ -420,6 +420,17 @@ impl ScheduledIo {
         })
     }
 
+    /// Copies stashed bytes into `buf` without removing them (`peek`).
+    pub(crate) fn peek_stash(&self, buf: &mut [u8]) -> Option<usize> {
+        if self.readiness.load(Ordering::Acquire) & STASHED == 0 {
+            return None;
+        }
+        let waiters = self.lock();
+        let n = buf.len().min(waiters.stash.len());
+        buf[..n].copy_from_slice(&waiters.stash[..n]);
+        (n > 0 || buf.is_empty()).then_some(n)
+    }
+
     /// Hands up to `len` stashed bytes to `copy` and removes them.
     fn take_stash_with(&self, len: usize, copy: impl FnOnce(&[u8])) -> Option<usize> {
         if self.readiness.load(Ordering::Acquire) & STASHED == 0 {

@@ -28,6 +28,9 @@ pub(crate) struct Evented<S: mio::event::Source + std::os::fd::AsFd> {
     driver: Arc<Driver>,
     /// A read shorter than its buffer proves the socket empty (TCP, see `poll_read`).
     short_read_drains: bool,
+    /// The socket may be shared with another process or descriptor (it came from
+    /// `from_std`): never `shutdown(2)` it on drop (see `Drop`).
+    foreign: bool,
 }
 
 impl<S: mio::event::Source + std::os::fd::AsRawFd + std::os::fd::AsFd> Evented<S> {
@@ -51,7 +54,15 @@ impl<S: mio::event::Source + std::os::fd::AsRawFd + std::os::fd::AsFd> Evented<S
             io,
             driver,
             short_read_drains: false,
+            foreign: false,
         })
+    }
+
+    /// Marks a socket gort did not create (`from_std`: inherited from systemd, passed
+    /// over a Unix socket, `try_clone`d): dropping it closes only this descriptor.
+    pub(crate) fn foreign(mut self) -> Self {
+        self.foreign = true;
+        self
     }
 
     /// Lets a short read clear readiness (TCP streams: a `recv` returns all that is
@@ -273,6 +284,28 @@ where
         self.poll_io(Direction::Write, cx, |mut s| io::Write::write(&mut s, buf))
     }
 
+    /// Waits for data and copies what is queued into `buf` without taking it.
+    pub(crate) async fn peek(&self, buf: &mut [u8]) -> io::Result<usize>
+    where
+        S: PeekSource,
+    {
+        let mut waiter = self.io.waiter(Direction::Read);
+        poll_fn(|cx| {
+            ready!(self.io.poll_orphans(cx, Some(&mut waiter)));
+            if let Some(n) = self.io.peek_stash(buf) {
+                return Poll::Ready(Ok(n));
+            }
+            self.poll_io_with(
+                Direction::Read,
+                cx,
+                Some(&mut waiter),
+                |s| s.peek(buf),
+                |_| false,
+            )
+        })
+        .await
+    }
+
     pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut waiter = self.io.waiter(Direction::Read);
         poll_fn(|cx| self.poll_read_with(cx, buf, Some(&mut waiter))).await
@@ -328,9 +361,20 @@ where
     }
 }
 
+/// Sockets that can `peek` (`MSG_PEEK`).
+pub(crate) trait PeekSource {
+    fn peek(&self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl PeekSource for mio::net::TcpStream {
+    fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        mio::net::TcpStream::peek(self, buf)
+    }
+}
+
 impl<S: mio::event::Source + std::os::fd::AsFd> Drop for Evented<S> {
     fn drop(&mut self) {
-        if self.driver.deregister(self.token, &mut self.source) {
+        if self.driver.deregister(self.token, &mut self.source) && !self.foreign {
             // io_uring, with a poll armed on the socket: the poll holds a reference to
             // the socket until its cancellation completes, and the kernel completes it
             // as task work of the thread that submitted the poll, which may be a worker
@@ -338,8 +382,11 @@ impl<S: mio::event::Source + std::os::fd::AsFd> Drop for Evented<S> {
             // Until then `close` would close nothing: a listener would go on accepting
             // into its backlog, a stream would send no FIN. Shutting the socket down
             // ends the connection (or the listening) now; the descriptor itself is
-            // closed below as always. (So a `dup` of this descriptor made through
-            // `AsFd` is shut down too on io_uring; on epoll it lives on.)
+            // closed below as always. `shutdown` acts on the socket, not the
+            // descriptor, so sockets that came from `from_std` (a systemd socket, a
+            // descriptor shared with another process) are left alone: for them the
+            // close still waits for that task work. A `dup` the user made of a socket
+            // gort created is shut down too (on io_uring only).
             let _ = socket2::SockRef::from(&self.source).shutdown(std::net::Shutdown::Both);
         }
     }

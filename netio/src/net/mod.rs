@@ -42,11 +42,12 @@ pub(crate) trait RawStream {
 /// What a listener does when `accept(2)` fails, shared by TCP and Unix listeners.
 ///
 /// Out of file descriptors (`EMFILE`, `ENFILE`) or socket memory (`ENOBUFS`,
-/// `ENOMEM`), it sleeps (5 ms, doubling up to 500 ms) and lets the caller try again,
+/// `ENOMEM`, or `ENOSPC` registering the new socket), it sleeps (5 ms, doubling up to
+/// 500 ms) and lets the caller try again,
 /// instead of spinning on a listener that stays readable or failing the server, as
 /// Go's `net/http` does (5 ms to 1 s; 500 ms keeps recovery within a second). A
-/// connection aborted before it was accepted is skipped. Anything else is the caller's
-/// error.
+/// connection that failed before it was accepted (aborted, or a network error pending
+/// on it) is skipped. Anything else is the caller's error.
 pub(crate) struct AcceptBackoff(Duration);
 
 impl AcceptBackoff {
@@ -60,16 +61,34 @@ impl AcceptBackoff {
     /// After a failed accept: `Ok` (having waited when needed) to try again, or the
     /// error to return.
     pub(crate) async fn after(&mut self, e: io::Error) -> io::Result<()> {
+        // ENOSPC: the accepted socket could not be registered (epoll's
+        // `max_user_watches`); it was closed, the listener is fine.
         let exhausted = matches!(
             e.raw_os_error(),
-            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::ENOSPC)
         );
         if exhausted {
             crate::time::sleep(self.0).await;
             self.0 = (self.0 * 2).min(Self::MAX);
             return Ok(());
         }
-        if e.kind() == io::ErrorKind::ConnectionAborted {
+        // A connection that failed before it was accepted: accept(2)'s man page asks
+        // for these to be treated as EAGAIN. (Not EPERM or EOPNOTSUPP, which can be the
+        // listener's own lasting state: retrying those at once would spin.)
+        let connection_failed = matches!(
+            e.raw_os_error(),
+            Some(
+                libc::ECONNABORTED
+                    | libc::EPROTO
+                    | libc::ENOPROTOOPT
+                    | libc::EHOSTDOWN
+                    | libc::ENONET
+                    | libc::EHOSTUNREACH
+                    | libc::ENETUNREACH
+                    | libc::ENETDOWN
+            )
+        );
+        if connection_failed || e.kind() == io::ErrorKind::ConnectionAborted {
             return Ok(());
         }
         Err(e)

@@ -62,7 +62,7 @@ impl TcpListener {
         let mut last = None;
         for addr in resolve(addr).await? {
             match bind_one(addr) {
-                Ok(l) => return TcpListener::from_std(l),
+                Ok(l) => return TcpListener::wrap(l, false),
                 Err(e) => last = Some(e),
             }
         }
@@ -74,12 +74,19 @@ impl TcpListener {
     /// # Errors
     /// When the listener cannot be registered with the driver, or there is no runtime.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::wrap(listener, true)
+    }
+
+    /// `foreign`: the socket may be shared (see `Evented::foreign`).
+    fn wrap(listener: std::net::TcpListener, foreign: bool) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
         let io = Evented::new(
             mio::net::TcpListener::from_std(listener),
             Interest::READABLE,
         )?;
-        Ok(TcpListener { io })
+        Ok(TcpListener {
+            io: if foreign { io.foreign() } else { io },
+        })
     }
 
     /// Accepts a connection.
@@ -99,7 +106,12 @@ impl TcpListener {
         let mut backoff = AcceptBackoff::new();
         loop {
             match self.io.io(Direction::Read, |l| l.accept()).await {
-                Ok((stream, addr)) => return Ok((TcpStream::from_mio(stream)?, addr)),
+                // A socket that cannot be registered is closed here; the listener
+                // goes on (out of memory or watches: the same back-off).
+                Ok((stream, addr)) => match TcpStream::from_mio(stream) {
+                    Ok(stream) => return Ok((stream, addr)),
+                    Err(e) => backoff.after(e).await?,
+                },
                 Err(e) => backoff.after(e).await?,
             }
         }
@@ -225,8 +237,9 @@ impl TcpStream {
     /// first address (a dead host, a dropped SYN) costs its share, not the whole limit.
     ///
     /// # Errors
-    /// `TimedOut` when the limit passes first (or the last address's share did);
-    /// otherwise as `connect`.
+    /// `TimedOut` when the limit passes first; otherwise the first address's error
+    /// (Go's choice: the first address is the preferred one), which is `TimedOut` if
+    /// its share ran out.
     ///
     /// # Cancel safety
     /// Cancel safe, as `connect`.
@@ -236,18 +249,18 @@ impl TcpStream {
     ) -> io::Result<TcpStream> {
         let deadline = crate::driver::far_future(Instant::now(), limit);
         let addrs = crate::time::timeout_at(deadline, resolve(addr)).await??;
-        let mut last = None;
+        let mut first = None;
         for (i, addr) in addrs.iter().enumerate() {
             let Some(share) = partial_deadline(Instant::now(), deadline, addrs.len() - i) else {
-                break;
+                return Err(io::ErrorKind::TimedOut.into()); // out of time, as Go says
             };
             match crate::time::timeout_at(share, TcpStream::connect_one(*addr)).await {
                 Ok(Ok(s)) => return Ok(s),
-                Ok(Err(e)) => last = Some(e),
-                Err(elapsed) => last = Some(elapsed.into()),
+                Ok(Err(e)) => first = first.or(Some(e)),
+                Err(elapsed) => first = first.or(Some(elapsed.into())),
             }
         }
-        Err(last.unwrap_or_else(|| io::ErrorKind::TimedOut.into()))
+        Err(first.expect("resolve returns at least one address"))
     }
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
@@ -266,6 +279,21 @@ impl TcpStream {
                 .unwrap_or_else(|| io::ErrorKind::ConnectionRefused.into())),
             Err(e) => Err(e),
         }
+    }
+
+    /// Waits until data is queued and copies it into `buf` without taking it: the
+    /// next `read` returns the same bytes. `Ok(0)` once the peer closed its side.
+    ///
+    /// A `peek` returns at once while data is queued, even if it is the same data as
+    /// last time: to wait for more, read it, or sleep between peeks.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it takes nothing.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.peek(buf).await
     }
 
     /// Reads into `buf`; `Ok(0)` once the peer closed its side.

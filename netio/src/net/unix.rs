@@ -44,7 +44,10 @@ impl UnixListener {
         let mut backoff = AcceptBackoff::new();
         loop {
             match self.io.io(Direction::Read, |l| l.accept()).await {
-                Ok((s, addr)) => return Ok((UnixStream::from_mio(s)?, addr)),
+                Ok((s, addr)) => match UnixStream::from_mio(s) {
+                    Ok(s) => return Ok((s, addr)),
+                    Err(e) => backoff.after(e).await?,
+                },
                 Err(e) => backoff.after(e).await?,
             }
         }
