@@ -51,15 +51,12 @@ use hyper::service::Service;
 use hyper::{Request, Response};
 use hyper_util::server::conn::auto;
 
-use crate::net::TcpListener;
+use crate::net::{TcpListener, TcpStream};
 use crate::sync::Context;
 use crate::task::JoinSet;
 
 pub use gort_netio::compat::hyper::{Executor, Io, Sleep, Timer};
 pub use hyper_util::service::TowerToHyperService;
-
-#[allow(unused_imports)] // named in the docs above
-use crate::net::TcpStream;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -78,15 +75,18 @@ pub struct PeerAddr(pub SocketAddr);
 /// extension. The protocol is detected from the first bytes (HTTP/2 needs prior
 /// knowledge, h2c: there is no TLS here, ALPN is the TLS layer's business). HTTP/1.1
 /// upgrades (WebSocket) work. Defaults, each a method of [`Serve`]: a client has 30 s to
-/// send a request's headers (`header_read_timeout`, Go's `ReadHeaderTimeout`); HTTP/2
+/// send a request's headers (`header_read_timeout`, Go's `ReadHeaderTimeout`; the
+/// same limit applies to a new connection's first bytes); HTTP/2
 /// connections are pinged after 60 s of silence and closed when the ping is not
 /// answered within 20 s; a graceful shutdown waits 30 s at most for in-flight requests.
 /// Accepted sockets get `TCP_NODELAY`, as in axum's and Go's servers.
 ///
 /// # Errors
-/// The awaited `Serve` returns the listener's error (an out-of-descriptors `accept`
-/// is not one: the listener waits and retries). An error on one connection (a client
-/// that resets, a malformed request) closes that connection only.
+/// The awaited `Serve` returns the listener's error (an out-of-descriptors `accept`,
+/// or a connection that failed before it was accepted, is not one: the listener
+/// waits or skips it and goes on); the connections already accepted then live on,
+/// detached. An error on one connection (a client that resets, a malformed request)
+/// closes that connection only.
 pub fn serve<S, B>(listener: TcpListener, service: S) -> Serve<S>
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
@@ -124,7 +124,10 @@ impl<S> Serve<S> {
     /// connections are refused), every connection finishes the requests it has begun
     /// (HTTP/1.1 closes after the response in flight, HTTP/2 sends `GOAWAY`), and the
     /// server returns `Ok(())` when the last one closes, or after the
-    /// [grace period](Self::shutdown_grace), when the rest are dropped.
+    /// [grace period](Self::shutdown_grace), when the rest are dropped. (HTTP/2
+    /// requests run in tasks of their own, spawned through [`Executor`] as hyper
+    /// does on tokio: a request still running when its connection is dropped runs
+    /// on, detached, as it would with hyper-util on tokio.)
     pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Serve<S>
     where
         F: Future<Output = ()> + Send + 'static,
@@ -228,7 +231,15 @@ where
                 .await
             };
             let Some(accepted) = accepted else { break };
-            let (stream, peer) = accepted?;
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // The listener failed: the connections it made live on (Go's
+                    // `Serve` returns and leaves them too).
+                    connections.detach_all();
+                    return Err(e);
+                }
+            };
             let _ = stream.set_nodelay(true);
             let service = WithPeer {
                 inner: self.service.clone(),
@@ -236,7 +247,17 @@ where
             };
             let builder = builder.clone();
             let stop = stop.clone();
+            let first_bytes_limit = self.header_read_timeout;
             connections.spawn(async move {
+                if let Some(limit) = first_bytes_limit {
+                    // hyper's header timer starts only once hyper-util has told HTTP/1
+                    // from HTTP/2 by the first bytes: a client that sends nothing, or
+                    // part of the HTTP/2 preface, would hold its connection forever.
+                    let ready = crate::time::timeout(limit, protocol_bytes(&stream));
+                    if !matches!(first(ready, stop.done()).await, Some(Ok(true))) {
+                        return;
+                    }
+                }
                 let conn = builder.serve_connection_with_upgrades(stream, service);
                 let mut conn = pin!(conn);
                 let mut stopping = pin!(stop.done());
@@ -264,6 +285,35 @@ where
         }
         Ok(())
     }
+}
+
+/// Whether the connection's first bytes are queued: enough to tell HTTP/1 from
+/// HTTP/2 (a byte that differs from the HTTP/2 preface, or the whole preface).
+/// `false` when the client closed first.
+async fn protocol_bytes(stream: &TcpStream) -> bool {
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 24];
+    loop {
+        match stream.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if n == PREFACE.len() || buf[..n] != PREFACE[..n] => return true,
+            // Part of the preface: a peek returns at once while bytes are queued, so
+            // wait a little for the rest (real clients send the preface at once).
+            Ok(_) => crate::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// `a`'s output, or `None` if `b` completes first.
+async fn first<A: Future, B: Future>(a: A, b: B) -> Option<A::Output> {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        b.as_mut().poll(cx).map(|_| None)
+    })
+    .await
 }
 
 impl<S> fmt::Debug for Serve<S> {

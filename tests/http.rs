@@ -40,8 +40,11 @@ impl Routes {
             (&Method::POST, "/echo") => req.into_body().collect().await?.to_bytes(),
             (&Method::GET, "/peer") => Bytes::from(peer.expect("PeerAddr").0.to_string()),
             (&Method::GET, "/wait") => {
+                // Made before it is counted, so a `notify_waiters` after the count
+                // is seen.
+                let released = self.release.notified();
                 self.in_flight.fetch_add(1, Ordering::SeqCst);
-                self.release.notified().await;
+                released.await;
                 Bytes::from_static(b"released")
             }
             (&Method::GET, "/together") => {
@@ -204,8 +207,9 @@ async fn http_header_read_timeout_closes_a_client_that_sends_half_a_request() {
             .header_read_timeout(Some(limit))
             .into_future(),
     );
-    let stream = TcpStream::connect(addr).await.unwrap();
+    // Before the connect: the server's timer may start before `connect` returns.
     let started = Instant::now();
+    let stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n")
         .await
@@ -231,6 +235,51 @@ async fn http_header_read_timeout_closes_a_client_that_sends_half_a_request() {
     // A complete request on a fresh connection is still served.
     let mut client = client_h1(addr).await;
     let res = send(&mut client, get("/hello")).await;
+    assert_eq!(body_of(res).await, "hello");
+}
+
+#[gort::test(workers = 2)]
+async fn http_header_read_timeout_also_closes_a_silent_client_and_a_partial_http2_preface() {
+    let _w = watchdog(
+        "http_header_read_timeout_also_closes_a_silent_client_and_a_partial_http2_preface",
+        30,
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limit = Duration::from_millis(300);
+    gort::spawn(
+        gort::hyper::serve(listener, service(Routes::default()))
+            .header_read_timeout(Some(limit))
+            .into_future(),
+    );
+    // hyper-util reads up to 24 bytes to tell HTTP/1 from HTTP/2 before hyper's own
+    // header timer starts: these two never get that far.
+    for first in [&b""[..], b"PRI * HTTP/2"] {
+        let started = Instant::now();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(first).await.unwrap();
+        let mut buf = [0u8; 64];
+        let closed = gort::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "{first:?}: the connection stayed open");
+        assert!(started.elapsed() >= limit, "{first:?}: closed early");
+    }
+    // The whole preface, then a request over HTTP/2, is served.
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::Builder::new(gort::hyper::Executor)
+        .timer(gort::hyper::Timer)
+        .handshake::<_, Body>(stream)
+        .await
+        .unwrap();
+    gort::spawn(conn);
+    let res = h2.send_request(get("/hello")).await.unwrap();
     assert_eq!(body_of(res).await, "hello");
 }
 

@@ -26,36 +26,40 @@ async fn signal_reaches_every_listener_and_only_its_own() {
     let mut a = signal(SignalKind::user_defined1()).unwrap();
     let mut b = signal(SignalKind::user_defined1()).unwrap();
     let mut other = signal(SignalKind::user_defined2()).unwrap();
-    // Listeners in tasks of their own, as a server has them (one per subsystem).
+    // Listeners in tasks of their own, as a server has them (one per subsystem); each
+    // says when it has seen a delivery, so the next is sent only after (two signals
+    // before a listener looks again are one, by design: they are not queued).
+    let (seen_tx, seen_rx) = gort::chan::unbounded::<usize>();
     let tasks: Vec<_> = (0..3)
         .map(|_| {
             let mut s = signal(SignalKind::user_defined1()).unwrap();
+            let seen = seen_tx.clone();
             gort::spawn(async move {
-                s.recv().await.unwrap();
-                s.recv().await.unwrap();
+                for round in 0..2 {
+                    s.recv().await.unwrap();
+                    seen.send(round).await.unwrap();
+                }
             })
         })
         .collect();
+    let limit = Duration::from_secs(10);
     for round in 0..2 {
         kill("USR1");
-        let limit = Duration::from_secs(10);
         gort::time::timeout(limit, a.recv())
             .await
             .unwrap_or_else(|_| panic!("round {round}: listener a saw nothing"));
         gort::time::timeout(limit, b.next())
             .await
             .unwrap_or_else(|_| panic!("round {round}: listener b (as a Stream) saw nothing"));
-        if round == 0 {
-            // The tasks must have seen the first before the second is sent, or the two
-            // coalesce into one for them (signals are not queued).
-            gort::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..3 {
+            let got = gort::time::timeout(limit, seen_rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: a task's listener saw nothing"));
+            assert_eq!(got, Some(round));
         }
     }
     for t in tasks {
-        gort::time::timeout(Duration::from_secs(10), t)
-            .await
-            .expect("a task's listener missed a delivery")
-            .unwrap();
+        t.await.unwrap();
     }
     let none = gort::time::timeout(Duration::from_millis(200), other.recv()).await;
     assert!(none.is_err(), "SIGUSR2's listener woke for SIGUSR1");

@@ -14,7 +14,7 @@ use gort::task::JoinSet;
 async fn join_set_returns_outputs_in_the_order_tasks_finish() {
     let _w = watchdog("join_set_returns_outputs_in_the_order_tasks_finish", 30);
     let mut set = JoinSet::new();
-    for ms in [120u64, 10, 60] {
+    for ms in [400u64, 10, 200] {
         set.spawn(async move {
             gort::time::sleep(Duration::from_millis(ms)).await;
             ms
@@ -26,7 +26,7 @@ async fn join_set_returns_outputs_in_the_order_tasks_finish() {
     while let Some(res) = set.join_next().await {
         order.push(res.unwrap());
     }
-    assert_eq!(order, [10, 60, 120]);
+    assert_eq!(order, [10, 200, 400]);
     assert!(set.is_empty());
     assert!(set.join_next().await.is_none());
 }
@@ -57,14 +57,16 @@ async fn join_set_aborts_its_tasks_on_drop() {
 async fn join_set_abort_all_and_shutdown() {
     let _w = watchdog("join_set_abort_all_and_shutdown", 30);
     let mut set = JoinSet::new();
-    set.spawn(async { 1 });
+    let quick = set.spawn(async { 1 });
     for _ in 0..5 {
         set.spawn(async {
             forever().await;
             2
         });
     }
-    gort::time::sleep(Duration::from_millis(20)).await;
+    while !quick.is_finished() {
+        gort::task::yield_now().await;
+    }
     set.abort_all();
     let (mut ok, mut cancelled) = (0, 0);
     while let Some(res) = set.join_next().await {

@@ -17,6 +17,7 @@ mod chart;
 mod echo_client;
 #[path = "../../benches/support/echo_servers.rs"]
 mod echo_servers;
+mod http;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -53,7 +54,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--server") {
         let kind = args.get(1).map_or("gort-epoll", String::as_str);
-        if let Err(e) = echo_servers::serve(kind) {
+        let served = if kind.starts_with("http-") {
+            http::serve(kind)
+        } else {
+            echo_servers::serve(kind)
+        };
+        if let Err(e) = served {
             eprintln!("server {kind}: {e}");
             std::process::exit(1);
         }

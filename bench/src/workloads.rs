@@ -1,4 +1,4 @@
-//! The eight workloads, each measured in a child process (`--child WORKLOAD CONTENDER
+//! The nine workloads, each measured in a child process (`--child WORKLOAD CONTENDER
 //! ARGS...`), which prints `metric=value` lines, the primary metric first.
 
 use std::io;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::echo_servers::{cpu_secs, start_server};
 use crate::{echo_client, echo_servers, Job, Metrics, Size};
 
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "spawn",
     "parked",
     "ping_pong",
@@ -18,6 +18,7 @@ pub const NAMES: [&str; 8] = [
     "churn",
     "timers",
     "blocking",
+    "http",
 ];
 
 /// Workers of the gort and tokio runtimes in the non-network workloads (the echo and
@@ -41,6 +42,7 @@ pub fn describe(w: usize) -> &'static str {
         "connect, one 64-byte round trip, close, 32 clients at a time against the echo server on core 0",
         "N sleeps with random deadlines in 0..200 ms (N/100 threads sleeping); process CPU time per timer",
         "N calls of a 20 us blocking function on the blocking pool (threads: one thread per call, N/10)",
+        "GET / answered `Hello, world!` by hyper (or axum) on one worker pinned to core 0 (tokio: hyper-util's TokioIo/TokioExecutor/TokioTimer, the same settings); wrk (HTTP/1.1) or h2load (HTTP/2, 10 streams per connection), one thread on core 1",
     ][w]
 }
 
@@ -59,6 +61,7 @@ pub fn columns(w: usize) -> Vec<&'static str> {
         ],
         "churn" => vec!["conns per server-CPU-s", "conns/s"],
         "timers" => vec!["CPU ns per timer"],
+        "http" => vec!["req per server-CPU-s", "req/s", "p50 us", "p99 us"],
         _ => vec!["ns per call"],
     }
 }
@@ -68,13 +71,15 @@ pub fn primary_unit(w: usize) -> &'static str {
 }
 
 pub fn higher_is_better(w: usize) -> bool {
-    matches!(NAMES[w], "echo" | "churn")
+    matches!(NAMES[w], "echo" | "churn" | "http")
 }
 
 /// A variant a contender has no counterpart for.
 pub fn skip(workload: &str, variant: &str, contender: &str) -> bool {
-    // tokio has no rendezvous (capacity-0) channel.
-    workload == "ping_pong" && variant == "cap 0" && contender == "tokio"
+    // tokio has no rendezvous (capacity-0) channel; hyper has no thread-per-connection
+    // server.
+    (workload == "ping_pong" && variant == "cap 0" && contender == "tokio")
+        || (workload == "http" && contender == "threads")
 }
 
 /// Raises `RLIMIT_NOFILE` to its hard limit (children inherit it); returns the limit.
@@ -150,6 +155,7 @@ pub fn jobs(size: Size, nofile: u64) -> Vec<Job> {
         }
     }
     v.push(job("churn", "32 clients".into(), vec![secs.to_owned()]));
+    http_jobs(size, &mut v);
     v.push(job("timers", format!("{n} sleeps"), vec![n.to_string()]));
     v.push(job(
         "blocking",
@@ -157,6 +163,50 @@ pub fn jobs(size: Size, nofile: u64) -> Vec<Job> {
         vec![(n / 10).to_string()],
     ));
     v
+}
+
+/// The http variants: hyper at 16/64/256 connections and axum at 64 (wrk), hyper over
+/// HTTP/2 (h2load); each only where its load generator is installed.
+fn http_jobs(size: Size, v: &mut Vec<Job>) {
+    let secs = match size {
+        Size::Full => "5",
+        Size::Quick | Size::Smoke => "1",
+    };
+    let wrk: &[(&str, usize)] = match size {
+        Size::Full => &[("hyper", 16), ("hyper", 64), ("hyper", 256), ("axum", 64)],
+        Size::Quick => &[("hyper", 64), ("axum", 64)],
+        Size::Smoke => &[("hyper", 4)],
+    };
+    let h2: &[usize] = match size {
+        Size::Full => &[16, 64],
+        Size::Quick | Size::Smoke => &[16],
+    };
+    for (tool, pairs, pkg) in [
+        ("wrk", wrk.to_vec(), "wrk"),
+        (
+            "h2load",
+            h2.iter().map(|&c| ("hyper", c)).collect(),
+            "nghttp2-client",
+        ),
+    ] {
+        if !crate::http::have(tool) {
+            eprintln!("http with {tool}: skipped, {tool} is not installed (apt-get install {pkg})");
+            continue;
+        }
+        for (app, conns) in pairs {
+            let proto = if tool == "wrk" { "HTTP/1.1" } else { "HTTP/2" };
+            v.push(Job {
+                workload: "http",
+                variant: format!("{app}, {proto}, {conns} conns"),
+                args: vec![
+                    app.to_owned(),
+                    tool.to_owned(),
+                    conns.to_string(),
+                    secs.to_owned(),
+                ],
+            });
+        }
+    }
 }
 
 fn bad(msg: impl Into<String>) -> io::Error {
@@ -243,6 +293,10 @@ pub fn child(args: &[String]) -> io::Result<Metrics> {
         }
         "echo" => echo(contender, arg(rest, 0)?, arg(rest, 1)?, arg(rest, 2)?),
         "churn" => churn(contender, arg(rest, 0)?),
+        "http" => {
+            let (app, tool): (String, String) = (arg(rest, 0)?, arg(rest, 1)?);
+            crate::http::measure(&app, contender, &tool, arg(rest, 2)?, arg(rest, 3)?)
+        }
         "timers" => {
             let n: usize = arg(rest, 0)?;
             let before = cpu_secs_self();

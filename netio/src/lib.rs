@@ -9,7 +9,10 @@
 //! (`driver/uring/`; `GORT_DRIVER=uring` or `Builder::driver`, after a probe of every
 //! feature and opcode it uses). TCP, UDP and
 //! Unix stream sockets ([`net`]), timers ([`time`]), files ([`fs`]: native io_uring
-//! reads, writes and syncs; the blocking pool on epoll, which cannot wait for files).
+//! reads, writes and syncs; the blocking pool on epoll, which cannot wait for files),
+//! Unix signals ([`signal`]: a self-pipe and a dispatcher thread, the same on both
+//! backends), and, behind features, hyper's and tokio's I/O traits on the streams
+//! (`compat`, features `hyper` and `tokio-io`).
 //!
 //! # Why epoll is the default (measured, `cargo bench --bench echo`)
 //!

@@ -18,7 +18,8 @@
 //! **Runtime-agnostic.** Every primitive here parks a task by storing its
 //! [`Waker`](std::task::Waker) and wakes it by calling `wake`; nothing reaches into the
 //! scheduler, so the primitives work under any executor (gort's workers, `block_on`, a
-//! test's hand-written poll loop, another runtime). The one runtime hook they touch is
+//! test's hand-written poll loop, another runtime); [`Group`] is the exception, it
+//! spawns its tasks on the current gort runtime. The one runtime hook they touch is
 //! the cooperative budget ([`crate::coop::poll_proceed`]): an uncontended `lock()` in a
 //! loop is always ready, and the budget makes such a loop yield to its neighbours.
 //!

@@ -155,9 +155,12 @@ impl<T> JoinSet<T> {
     }
 
     /// [`join_next`](Self::join_next) without waiting: `None` when no task has
-    /// finished (or the set is empty).
+    /// finished (or the set is empty). Never yields for the coop budget (a loop of
+    /// `try_join_next` that does not yield is the caller's choice) and leaves the
+    /// waker of a pending `join_next` in place.
     pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
-        match self.poll_next_ready(&mut Context::from_waker(Waker::noop())) {
+        let mut cx = Context::from_waker(Waker::noop());
+        match crate::coop::unconstrained_call(|| self.poll_next_ready(&mut cx, false)) {
             Poll::Ready(Some(res)) => Some(res),
             _ => None,
         }
@@ -168,27 +171,34 @@ impl<T> JoinSet<T> {
         if self.entries.is_empty() {
             return Poll::Ready(None);
         }
-        let res = self.poll_next_ready(cx);
+        let res = self.poll_next_ready(cx, true);
         if res.is_pending() {
             super::set_wait_reason(super::WaitReason::Join);
         }
         res
     }
 
-    fn poll_next_ready(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, JoinError>>> {
-        // At most the slots queued now: a handle that returns `Pending` because the
-        // coop budget ran out re-queues itself, and must not be polled again this time.
-        let mut budget = self.shared.lock().ready.len();
+    /// Polls the queued slots until one is ready. With `register`, a `Pending`
+    /// leaves `cx`'s waker to be woken by the next finished task; without, the stored
+    /// waker is left alone (`try_join_next`).
+    fn poll_next_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        register: bool,
+    ) -> Poll<Option<Result<T, JoinError>>> {
         loop {
+            // Out of budget: every handle would answer `Pending` and re-queue itself,
+            // so walking the queue would cost its length for nothing. Yield instead.
+            if !crate::coop::has_budget_remaining() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             let slot = {
                 let mut q = self.shared.lock();
                 match q.ready.pop_front() {
-                    Some(slot) if budget > 0 => slot,
-                    other => {
-                        if let Some(slot) = other {
-                            q.ready.push_front(slot);
-                            cx.waker().wake_by_ref(); // more next time
-                        } else {
+                    Some(slot) => slot,
+                    None => {
+                        if register {
                             match &q.waker {
                                 Some(w) if w.will_wake(cx.waker()) => {}
                                 _ => q.waker = Some(cx.waker().clone()),
@@ -198,7 +208,6 @@ impl<T> JoinSet<T> {
                     }
                 }
             };
-            budget -= 1;
             let Some(handle) = self.entries.get_mut(slot) else {
                 continue; // joined already
             };
@@ -224,6 +233,10 @@ impl<T> JoinSet<T> {
     /// # Panics
     /// Resumes the panic of a task that panicked (after aborting the rest), and panics
     /// if a task was cancelled.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: dropping the future drops the set, which aborts the tasks
+    /// still running, and the outputs collected so far are lost.
     pub async fn join_all(mut self) -> Vec<T> {
         let mut out = Vec::with_capacity(self.len());
         while let Some(res) = self.join_next().await {

@@ -23,6 +23,10 @@
 //!   the second Ctrl-C to kill it exits on its own after the first.
 //! - `SIGKILL`, `SIGSTOP`, `SIGILL`, `SIGFPE` and `SIGSEGV` cannot be listened for
 //!   (`InvalidInput`).
+//! - A signal that was ignored (`SIG_IGN`, as under `nohup`) is no longer ignored once
+//!   listened for; a handler installed before gort's is called after gort's.
+//! - A child made by `fork()` without `exec` gets no deliveries (the dispatcher
+//!   thread is not copied by a fork).
 
 #![deny(unsafe_code)] // sys.rs alone may use it
 

@@ -4,7 +4,14 @@
 //! of it, so it touches only atomics and calls only `write(2)` (async-signal-safe, as
 //! POSIX lists them), and keeps `errno` as it found it. If another handler was
 //! installed before ours (a library's, a crash reporter's), ours calls it after its
-//! own work, as signal-hook does, so installing gort's does not take that one away.
+//! own work, as signal-hook does, so installing gort's does not take that one away
+//! (with our flags and mask, not its own). A signal that was ignored (`SIG_IGN`) is
+//! not ignored any more once listened for; for `SIGCHLD` that also ends the kernel's
+//! automatic reaping of children, as with any handler.
+//!
+//! After `fork()` without `exec`, the child has the handler but not the dispatcher
+//! thread (threads do not survive a fork): its listeners never fire. Listen for
+//! signals in the parent, or `exec`.
 
 #![allow(unsafe_code)]
 
@@ -56,25 +63,31 @@ pub(super) fn install(signum: libc::c_int) -> io::Result<()> {
         return Ok(());
     }
     // SAFETY: an all-zero `sigaction` is a valid value of the C struct (empty mask, no
-    // flags); the fields we need are set below.
-    let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
-    new.sa_sigaction = handler as *const () as libc::sighandler_t;
-    new.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
-    // SAFETY: as above.
+    // flags).
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: `new.sa_mask` is a valid `sigset_t` to empty; `sigaction` reads `new`
-    // and writes `old`, both valid for the call; `check` accepted `signum`.
-    let rc = unsafe {
-        libc::sigemptyset(&mut new.sa_mask);
-        libc::sigaction(signum, &new, &mut old)
-    };
-    if rc != 0 {
+    // The action in place first, so that the handler can chain to it from its very
+    // first run. SAFETY: a null new action only reads the current one into `old`.
+    if unsafe { libc::sigaction(signum, std::ptr::null(), &mut old) } != 0 {
         return Err(io::Error::last_os_error());
     }
     let prev = old.sa_sigaction;
     if prev != libc::SIG_DFL && prev != libc::SIG_IGN {
         PREVIOUS_SIGINFO[idx].store(old.sa_flags & libc::SA_SIGINFO != 0, Ordering::Release);
         PREVIOUS[idx].store(prev, Ordering::Release);
+    }
+    // SAFETY: as above.
+    let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+    new.sa_sigaction = handler as *const () as libc::sighandler_t;
+    new.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+    // SAFETY: `new.sa_mask` is a valid `sigset_t` to empty; `sigaction` reads `new`,
+    // valid for the call; `check` accepted `signum`.
+    let rc = unsafe {
+        libc::sigemptyset(&mut new.sa_mask);
+        libc::sigaction(signum, &new, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        PREVIOUS[idx].store(0, Ordering::Release);
+        return Err(io::Error::last_os_error());
     }
     INSTALLED[idx].store(true, Ordering::Release);
     Ok(())
