@@ -1,7 +1,8 @@
 //! The monitor (Go's `sysmon`): survive blocking code, and print the scheduler trace.
 //!
 //! One thread per runtime wakes every [`MIN_TICK`] while some worker is inside a task
-//! poll, backing off to [`MAX_TICK`] while all are idle; it never spins. Each worker
+//! poll it already saw at the last tick, backing off to [`BUSY_TICK`] while the
+//! workers' polls are short and to [`MAX_TICK`] while all are idle; it never spins. Each worker
 //! thread (M) publishes a poll counter and an in-poll flag. When the counter of an M
 //! that is inside a poll has not moved for the *blocking threshold* (default 10 ms)
 //! and its P has work waiting (local queue, LIFO slot, or a non-empty injector), the
@@ -56,6 +57,12 @@ use crate::sched::worker::Shared;
 /// about a millisecond of the threshold, coarse enough to cost nothing measurable
 /// (a thousand wake-ups a second of a thread that reads a few atomics).
 pub const MIN_TICK: Duration = Duration::from_millis(1);
+/// The longest tick while workers are busy with short polls (each poll seen at one
+/// tick had ended by the next): a poll that turns out long is then first noticed up to
+/// this much later, so a stall is handed off within threshold + `BUSY_TICK` (14 ms
+/// with the default 10 ms threshold), a thread asleep in a syscall within about 2 x
+/// `BUSY_TICK`.
+pub const BUSY_TICK: Duration = Duration::from_millis(4);
 /// Tick while every worker is idle (Go's sysmon backs off to 10 ms too). No longer
 /// than [`REACTOR_UNWATCHED`](crate::reactor::REACTOR_UNWATCHED), so an unwatched
 /// reactor is noticed on time even by an idle monitor.
@@ -196,6 +203,8 @@ fn run(handle: Handle, config: Config) {
         watch_reactor(shared, &mut watch, now);
         Shared::restart_idle_ps(&handle);
         let mut busy = false;
+        // A worker inside the same poll as at the last tick: watch it closely.
+        let mut suspect = false;
         for (i, seen) in seen.iter_mut().enumerate() {
             let m = shared.m(i);
             let polls = m.polls.load(std::sync::atomic::Ordering::Relaxed);
@@ -211,6 +220,7 @@ fn run(handle: Handle, config: Config) {
                 continue;
             }
             busy = true;
+            suspect = true;
             let Some(threshold) = config.threshold else {
                 continue;
             };
@@ -228,8 +238,14 @@ fn run(handle: Handle, config: Config) {
                 Shared::hand_off(&handle, &m);
             }
         }
-        tick = if busy {
+        tick = if suspect {
             MIN_TICK
+        } else if busy {
+            // Busy, but every poll seen last tick has ended: polls are short, nothing
+            // to retake. Back off (Go's sysmon does, to 10 ms) so that a loaded
+            // server's core is not interrupted a thousand times a second; the first
+            // tick that finds a poll still running drops back to `MIN_TICK`.
+            (tick * 2).min(BUSY_TICK)
         } else {
             (tick * 2).min(MAX_TICK)
         };
