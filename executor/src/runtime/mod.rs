@@ -33,7 +33,7 @@ pub use builder::{
     MIN_THREAD_STACK,
 };
 pub use metrics::RuntimeMetrics;
-pub use monitor::{DEFAULT_BLOCKING_THRESHOLD, MAX_TICK, MIN_TICK, SYSCALL_THRESHOLD};
+pub use monitor::{BUSY_TICK, DEFAULT_BLOCKING_THRESHOLD, MAX_TICK, MIN_TICK, SYSCALL_THRESHOLD};
 
 use std::fmt;
 use std::future::Future;
