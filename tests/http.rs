@@ -47,6 +47,31 @@ impl Routes {
                 released.await;
                 Bytes::from_static(b"released")
             }
+            (&Method::GET, "/upgrade") => {
+                // HTTP/1.1 upgrade (what a WebSocket handshake does): answer 101, then
+                // echo raw bytes on the upgraded connection in a task of its own.
+                let on_upgrade = hyper::upgrade::on(req);
+                gort::spawn(async move {
+                    let mut io = on_upgrade.await.expect("upgrade");
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        let n = read_some(&mut io, &mut buf).await;
+                        if n == 0 {
+                            return;
+                        }
+                        write_all(&mut io, &buf[..n]).await;
+                    }
+                });
+                let mut res = Response::new(Full::new(Bytes::new()));
+                *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                res.headers_mut()
+                    .insert("upgrade", hyper::header::HeaderValue::from_static("echo"));
+                res.headers_mut().insert(
+                    "connection",
+                    hyper::header::HeaderValue::from_static("upgrade"),
+                );
+                return Ok(res);
+            }
             (&Method::GET, "/together") => {
                 // 100 streams meet here: only concurrent streams get through.
                 let barrier = self.barrier.clone().expect("barrier");
@@ -77,6 +102,30 @@ fn service(
        + Sync
        + 'static {
     hyper::service::service_fn(move |req| routes.clone().handle(req))
+}
+
+/// One read through hyper's I/O traits (an upgraded connection has only those).
+async fn read_some(io: &mut (impl hyper::rt::Read + Unpin), buf: &mut [u8]) -> usize {
+    std::future::poll_fn(|cx| {
+        let mut rb = hyper::rt::ReadBuf::new(buf);
+        match std::pin::Pin::new(&mut *io).poll_read(cx, rb.unfilled()) {
+            std::task::Poll::Ready(res) => {
+                res.unwrap();
+                std::task::Poll::Ready(rb.filled().len())
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
+    .await
+}
+
+async fn write_all(io: &mut (impl hyper::rt::Write + Unpin), mut buf: &[u8]) {
+    while !buf.is_empty() {
+        let n = std::future::poll_fn(|cx| std::pin::Pin::new(&mut *io).poll_write(cx, buf))
+            .await
+            .unwrap();
+        buf = &buf[n..];
+    }
 }
 
 /// A server on a loopback port, running as a task until the test ends.
@@ -140,6 +189,37 @@ async fn http_get_and_post_1mib_echoed_and_checked() {
 
     let res = send(&mut client, get("/missing")).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[gort::test(workers = 2)]
+async fn http_upgrade_hands_the_connection_to_the_handler() {
+    let _w = watchdog("http_upgrade_hands_the_connection_to_the_handler", 60);
+    let addr = start(Routes::default()).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut client, conn) = hyper::client::conn::http1::handshake(stream).await.unwrap();
+    gort::spawn(conn.with_upgrades());
+    let req = Request::get("/upgrade")
+        .header("host", "localhost")
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = send(&mut client, req).await;
+    assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let mut io = hyper::upgrade::on(res).await.unwrap();
+    let data = pattern(100_000, 5);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    for chunk in data.chunks(10_000) {
+        write_all(&mut io, chunk).await;
+        let want = got.len() + chunk.len();
+        while got.len() < want {
+            let n = read_some(&mut io, &mut buf).await;
+            assert!(n > 0, "the upgraded connection closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert!(got == data, "echoed bytes differ");
 }
 
 #[gort::test(workers = 2)]
