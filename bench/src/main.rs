@@ -1,12 +1,13 @@
 //! `cargo run --release -p gort-bench [-- --quick] [WORKLOAD...]`: gort on io_uring and
 //! on epoll, tokio's multi-thread runtime (same worker count) and OS threads, side by
-//! side on eight workloads, several alternating repetitions, medians and ratios.
+//! side on nine workloads, several alternating repetitions, medians and ratios.
 //!
 //! Every measurement runs in a child process (this binary with `--child`), so each
 //! starts from a fresh heap and its peak RSS is its own; echo and churn start one more
 //! process for the server (`--server`, pinned to core 0) while the child that loads it
 //! pins itself to core 1. The echo servers and the load client are the ones
-//! `benches/echo.rs` and `examples/echo_load.rs` use (`benches/support/`).
+//! `benches/echo.rs` and `examples/echo_load.rs` use (`benches/support/`); the http
+//! servers and the `wrk`/`h2load` runs are in `http.rs`.
 //!
 //! Output: progress on stderr; a Markdown table on stdout and in
 //! `target/gort-bench/results.md`; one SVG chart per workload beside it.
