@@ -76,7 +76,8 @@ pub struct PeerAddr(pub SocketAddr);
 /// knowledge, h2c: there is no TLS here, ALPN is the TLS layer's business). HTTP/1.1
 /// upgrades (WebSocket) work. Defaults, each a method of [`Serve`]: a client has 30 s to
 /// send a request's headers (`header_read_timeout`, Go's `ReadHeaderTimeout`; the
-/// same limit applies to a new connection's first bytes); HTTP/2
+/// same limit applies first to a new connection's first bytes, so a first request may
+/// take up to twice it); HTTP/2
 /// connections are pinged after 60 s of silence and closed when the ping is not
 /// answered within 20 s; a graceful shutdown waits 30 s at most for in-flight requests.
 /// Accepted sockets get `TCP_NODELAY`, as in axum's and Go's servers.
@@ -293,13 +294,18 @@ where
 async fn protocol_bytes(stream: &TcpStream) -> bool {
     const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let mut buf = [0u8; 24];
+    let mut pause = Duration::from_millis(10);
     loop {
         match stream.peek(&mut buf).await {
             Ok(0) | Err(_) => return false,
             Ok(n) if n == PREFACE.len() || buf[..n] != PREFACE[..n] => return true,
             // Part of the preface: a peek returns at once while bytes are queued, so
-            // wait a little for the rest (real clients send the preface at once).
-            Ok(_) => crate::time::sleep(Duration::from_millis(10)).await,
+            // wait for the rest, less and less often (real clients send the preface
+            // in one segment; this is for those that do not, or stall on purpose).
+            Ok(_) => {
+                crate::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
         }
     }
 }

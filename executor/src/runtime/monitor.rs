@@ -16,7 +16,10 @@
 //! `/proc/self/task/TID/stat`: a blocking syscall, `std::thread::sleep`, a contended
 //! lock) is handed off after [`SYSCALL_THRESHOLD`] (1 ms) instead of the full
 //! threshold, which is Go's rule for Ms in syscalls; only a thread that is computing
-//! keeps its P for the whole threshold.
+//! keeps its P for the whole threshold. A poll is known to be long only when two ticks
+//! see it, so while the tick has backed off to [`BUSY_TICK`] a poll asleep for less
+//! than about one to two `BUSY_TICK`s ends before it is noticed (Go's sysmon, backed
+//! off to 10 ms, misses more); once one is noticed the tick is back at [`MIN_TICK`].
 //!
 //! Threads stay bounded: a handed-off M exits when its poll returns, so the number of
 //! worker threads is the number of Ps plus the number of polls currently stuck.
@@ -69,7 +72,9 @@ pub const BUSY_TICK: Duration = Duration::from_millis(4);
 pub const MAX_TICK: Duration = Duration::from_millis(10);
 /// A poll this long whose thread the kernel reports asleep (blocked in a syscall, a
 /// `sleep`, a lock) loses its P without waiting for the full threshold: its thread is
-/// not computing, so moving the other tasks away costs it nothing.
+/// not computing, so moving the other tasks away costs it nothing. (Noticed at the
+/// monitor's tick: within 1-2 ms at [`MIN_TICK`], up to 2 x [`BUSY_TICK`] after a
+/// stretch of short polls.)
 pub const SYSCALL_THRESHOLD: Duration = Duration::from_millis(1);
 
 /// Is kernel thread `tid` of this process sleeping (`S`) or in uninterruptible wait

@@ -79,15 +79,28 @@ pub(super) fn install(signum: libc::c_int) -> io::Result<()> {
     let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
     new.sa_sigaction = handler as *const () as libc::sighandler_t;
     new.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
-    // SAFETY: `new.sa_mask` is a valid `sigset_t` to empty; `sigaction` reads `new`,
-    // valid for the call; `check` accepted `signum`.
+    // SAFETY: as above.
+    let mut replaced: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: `new.sa_mask` is a valid `sigset_t` to empty; `sigaction` reads `new`
+    // and writes `replaced`, both valid for the call.
     let rc = unsafe {
         libc::sigemptyset(&mut new.sa_mask);
-        libc::sigaction(signum, &new, std::ptr::null_mut())
+        libc::sigaction(signum, &new, &mut replaced)
     };
     if rc != 0 {
         PREVIOUS[idx].store(0, Ordering::Release);
         return Err(io::Error::last_os_error());
+    }
+    // Another thread may have installed a handler between the two calls: that one is
+    // what we replaced, and what we chain to.
+    let prev2 = replaced.sa_sigaction;
+    if prev2 != prev {
+        let chain = prev2 != libc::SIG_DFL && prev2 != libc::SIG_IGN;
+        PREVIOUS_SIGINFO[idx].store(
+            chain && replaced.sa_flags & libc::SA_SIGINFO != 0,
+            Ordering::Release,
+        );
+        PREVIOUS[idx].store(if chain { prev2 } else { 0 }, Ordering::Release);
     }
     INSTALLED[idx].store(true, Ordering::Release);
     Ok(())
