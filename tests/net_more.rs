@@ -207,22 +207,37 @@ fn emfile_child(unix: bool) -> io::Result<()> {
         // Clients in the same process exhaust the same limit: open until connect
         // itself fails.
         let mut clients = Vec::new();
+        let mut connected = 0usize;
         for _ in 0..LIMIT * 2 {
             match connect() {
-                Ok(c) => clients.push(c),
+                Ok(c) => {
+                    clients.push(c);
+                    connected += 1;
+                }
                 Err(_) => break,
             }
         }
         // The loop above may end with the *client* out of descriptors and nothing
         // queued (the server kept up and accepted every connection): then nothing
         // waits to be accepted after the descriptors are freed, and the test saw "no
-        // accept" (seen on both backends in fresh-clone CI runs). So close a client and
-        // connect again, twice: the new socket takes the freed descriptor, and the
-        // server, with none left, is at EMFILE with those connections queued.
-        for _ in 0..2 {
+        // accept" (on both backends in fresh-clone CI runs). So until a connection is
+        // queued that the server could not accept, close a client and connect again:
+        // the new socket takes the freed descriptor (or the server does, accepting one
+        // more; then try again).
+        let mut queued = false;
+        for _ in 0..50 {
+            gort::time::sleep(Duration::from_millis(20)).await;
+            if connected > held.lock().unwrap().len() {
+                queued = true;
+                break;
+            }
             drop(clients.pop());
-            clients.push(connect()?);
+            if let Ok(c) = connect() {
+                clients.push(c);
+                connected += 1;
+            }
         }
+        assert!(queued, "no connection could be left queued behind EMFILE");
         // The kernel queued connections the server cannot accept: it is at EMFILE.
         gort::time::sleep(Duration::from_millis(50)).await;
         let cpu0 = cpu_time();
