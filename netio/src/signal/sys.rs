@@ -66,8 +66,10 @@ pub(super) fn install(signum: libc::c_int) -> io::Result<()> {
     // flags).
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
     // The action in place first, so that the handler can chain to it from its very
-    // first run. SAFETY: a null new action only reads the current one into `old`.
-    if unsafe { libc::sigaction(signum, std::ptr::null(), &mut old) } != 0 {
+    // first run.
+    // SAFETY: a null new action only reads the current one into `old`.
+    let rc = unsafe { libc::sigaction(signum, std::ptr::null(), &mut old) };
+    if rc != 0 {
         return Err(io::Error::last_os_error());
     }
     let prev = old.sa_sigaction;
