@@ -406,14 +406,14 @@ impl ScheduledIo {
     /// Serves a read from the stash: `None` when it is empty (the usual case, one
     /// atomic load).
     pub(crate) fn take_stash(&self, buf: &mut [u8]) -> Option<usize> {
-        self.take_stash_with(buf.len(), |src| buf[..src.len()].copy_from_slice(src))
+        self.stash_with(buf.len(), true, |src| buf[..src.len()].copy_from_slice(src))
     }
 
     /// [`take_stash`](Self::take_stash) into uninitialised memory (hyper's and tokio's
     /// read buffers); `Some(n)` means `buf[..n]` is initialised.
     #[cfg_attr(not(any(feature = "hyper", feature = "tokio-io")), allow(dead_code))]
     pub(crate) fn take_stash_uninit(&self, buf: &mut [MaybeUninit<u8>]) -> Option<usize> {
-        self.take_stash_with(buf.len(), |src| {
+        self.stash_with(buf.len(), true, |src| {
             for (dst, &byte) in buf.iter_mut().zip(src) {
                 dst.write(byte);
             }
@@ -422,23 +422,22 @@ impl ScheduledIo {
 
     /// Copies stashed bytes into `buf` without removing them (`peek`).
     pub(crate) fn peek_stash(&self, buf: &mut [u8]) -> Option<usize> {
-        if self.readiness.load(Ordering::Acquire) & STASHED == 0 {
-            return None;
-        }
-        let waiters = self.lock();
-        let n = buf.len().min(waiters.stash.len());
-        buf[..n].copy_from_slice(&waiters.stash[..n]);
-        (n > 0 || buf.is_empty()).then_some(n)
+        self.stash_with(buf.len(), false, |src| {
+            buf[..src.len()].copy_from_slice(src)
+        })
     }
 
-    /// Hands up to `len` stashed bytes to `copy` and removes them.
-    fn take_stash_with(&self, len: usize, copy: impl FnOnce(&[u8])) -> Option<usize> {
+    /// Hands up to `len` stashed bytes to `copy`, and removes them if `take`.
+    fn stash_with(&self, len: usize, take: bool, copy: impl FnOnce(&[u8])) -> Option<usize> {
         if self.readiness.load(Ordering::Acquire) & STASHED == 0 {
             return None;
         }
         let mut waiters = self.lock();
         let n = len.min(waiters.stash.len());
         copy(&waiters.stash[..n]);
+        if !take {
+            return (n > 0 || len == 0).then_some(n);
+        }
         waiters.stash.drain(..n);
         if waiters.stash.is_empty() {
             waiters.stash = Vec::new();

@@ -2,6 +2,38 @@
 
 #![forbid(unsafe_code)]
 
+/// `RawStream` for a stream type with an `io: Evented<_>` field and a
+/// `shutdown(Shutdown)` method (TCP and Unix streams).
+macro_rules! raw_stream {
+    ($ty:ty) => {
+        impl super::RawStream for $ty {
+            fn poll_read_uninit(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [std::mem::MaybeUninit<u8>],
+            ) -> Poll<io::Result<usize>> {
+                self.io.poll_read_uninit(cx, buf)
+            }
+
+            fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                self.io.poll_write(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                &self,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.io.poll_write_vectored(cx, bufs)
+            }
+
+            fn shutdown_write(&self) -> io::Result<()> {
+                self.shutdown(Shutdown::Write)
+            }
+        }
+    };
+}
+
 mod evented;
 mod tcp;
 mod udp;
