@@ -156,6 +156,22 @@ async fn send(
     client.send_request(req).await.unwrap()
 }
 
+/// Whether the server closes `stream` (EOF or an error) within `limit`, whatever it
+/// sends before.
+async fn closed_within(stream: &TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    gort::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 async fn body_of(res: Response<Incoming>) -> Bytes {
     res.into_body().collect().await.unwrap().to_bytes()
 }
@@ -317,17 +333,10 @@ async fn http_header_read_timeout_closes_a_client_that_sends_half_a_request() {
             .await
             .unwrap();
         // Whatever the server says (hyper sends nothing, or a 408), it then closes.
-        let mut buf = [0u8; 1024];
-        let closed = gort::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "the half request was not timed out in 10 s");
+        assert!(
+            closed_within(&stream, Duration::from_secs(10)).await,
+            "the half request was not timed out in 10 s"
+        );
         let took = started.elapsed();
         assert!(
             took >= limit - Duration::from_millis(20),
@@ -365,17 +374,10 @@ async fn http_header_read_timeout_also_closes_a_silent_client_and_a_partial_http
             let started = Instant::now();
             let stream = TcpStream::connect(addr).await.unwrap();
             stream.write_all(first).await.unwrap();
-            let mut buf = [0u8; 64];
-            let closed = gort::time::timeout(Duration::from_secs(10), async {
-                loop {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                }
-            })
-            .await;
-            assert!(closed.is_ok(), "{first:?}: the connection stayed open");
+            assert!(
+                closed_within(&stream, Duration::from_secs(10)).await,
+                "{first:?}: the connection stayed open"
+            );
             assert!(started.elapsed() >= limit, "{first:?}: closed early");
         }
         // The whole preface, then a request over HTTP/2, is served.
