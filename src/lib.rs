@@ -41,13 +41,17 @@ pub use rt::{Builder, Runtime};
 /// Tasks: join handles, errors, yielding and the cooperative budget.
 pub mod task {
     pub use gort_executor::coop;
-    pub use gort_executor::runtime::block_in_place;
+    pub use gort_executor::runtime::{block_in_place, JoinSet};
     pub use gort_executor::task::*;
 }
 
 /// Go's `sync` package (and `context`): `Mutex`, `RwLock`, `WaitGroup`, `Once`,
-/// `OnceCell`, `Barrier`, `Semaphore`, `Notify` and `Context`, as futures.
-pub use gort_executor::sync;
+/// `OnceCell`, `Barrier`, `Semaphore`, `Notify`, `Context` and errgroup's `Group`, as
+/// futures.
+pub mod sync {
+    pub use gort_executor::runtime::Group;
+    pub use gort_executor::sync::*;
+}
 
 /// The runtime and its configuration.
 pub mod runtime {

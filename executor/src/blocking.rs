@@ -18,10 +18,19 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::context;
 use crate::coop;
-use crate::runtime::{Handle, ThreadNameFn};
-use crate::task::{Notified, Schedule, Task};
+use crate::task::Notified;
+use crate::thread::ThreadConfig;
+
+/// What a pool thread runs inside: the runtime whose closures it runs, made current on
+/// the thread for its whole life (so `gort::spawn` works in a closure). The scheduler's
+/// `Handle` is the one implementation; the trait is what keeps this module below the
+/// scheduler, whose shared state owns the pool.
+pub(crate) trait PoolContext: Clone + Send + 'static {
+    /// Held for the thread's life.
+    type Guard;
+    fn enter(&self) -> Self::Guard;
+}
 
 pub(crate) struct BlockingPool {
     inner: Arc<Inner>,
@@ -35,8 +44,7 @@ std::thread_local! {
 pub(crate) struct Config {
     pub(crate) max_threads: usize,
     pub(crate) keep_alive: Duration,
-    pub(crate) thread_name: ThreadNameFn,
-    pub(crate) stack_size: Option<usize>,
+    pub(crate) thread: ThreadConfig,
 }
 
 struct Inner {
@@ -79,7 +87,7 @@ impl BlockingPool {
     }
 
     /// Queues a blocking task, starting a thread if none is idle and the cap allows.
-    pub(crate) fn push(&self, task: Notified, handle: &Handle) {
+    pub(crate) fn push<C: PoolContext>(&self, task: Notified, cx: &C) {
         let mut state = self.lock();
         if state.shutdown {
             // The task was cancelled when the owned list closed; drop our reference.
@@ -99,7 +107,7 @@ impl BlockingPool {
         }
         state.num_threads += 1;
         drop(state);
-        if let Err(err) = self.spawn_thread(handle.clone()) {
+        if let Err(err) = self.spawn_thread(cx.clone()) {
             let mut state = self.lock();
             state.num_threads -= 1;
             if state.num_threads == 0 {
@@ -111,13 +119,14 @@ impl BlockingPool {
         }
     }
 
-    fn spawn_thread(&self, handle: Handle) -> io::Result<()> {
+    fn spawn_thread<C: PoolContext>(&self, cx: C) -> io::Result<()> {
         let inner = self.inner.clone();
-        let mut builder = std::thread::Builder::new().name((inner.config.thread_name)());
-        if let Some(size) = inner.config.stack_size {
-            builder = builder.stack_size(size);
-        }
-        builder.spawn(move || inner.run(handle)).map(drop)
+        inner
+            .config
+            .thread
+            .builder()
+            .spawn(move || inner.run(cx))
+            .map(drop)
     }
 
     /// Stops accepting work, wakes idle threads and waits (at most until `deadline`) for
@@ -135,7 +144,7 @@ impl BlockingPool {
 
         let me = Arc::as_ptr(&self.inner) as usize;
         let own = usize::from(OWN_POOL.try_with(|p| p.get() == me).unwrap_or(false));
-        crate::runtime::wait_turning(
+        crate::thread::wait_turning(
             &self.inner.state,
             &self.inner.exit_cv,
             deadline,
@@ -164,8 +173,8 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn run(&self, handle: Handle) {
-        let _current = context::set_current(&handle);
+    fn run<C: PoolContext>(&self, cx: C) {
+        let _current = cx.enter();
         OWN_POOL.with(|p| p.set(std::ptr::from_ref(self) as usize));
         let mut state = self.lock();
         'work: loop {
@@ -230,29 +239,5 @@ where
             .expect("gort: blocking task polled after completion");
         // Blocking code may drive futures with `Handle::block_on`: no budget here.
         Poll::Ready(coop::unconstrained_call(func))
-    }
-}
-
-/// Scheduler of blocking tasks: their queue is the pool's.
-pub(crate) struct BlockingSchedule {
-    handle: Handle,
-}
-
-impl BlockingSchedule {
-    pub(crate) fn new(handle: Handle) -> BlockingSchedule {
-        BlockingSchedule { handle }
-    }
-}
-
-impl Schedule for BlockingSchedule {
-    fn schedule(&self, task: Notified) {
-        // A blocking task never returns Pending, and an abort while it is queued only
-        // marks it; so this is reached only if a waker of the task is woken from inside
-        // the closure, and re-queuing is still correct.
-        self.handle.shared.blocking.push(task, &self.handle);
-    }
-
-    fn release(&self, task: &Task) -> Option<Task> {
-        self.handle.shared.owned.release(task)
     }
 }

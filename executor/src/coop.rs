@@ -8,18 +8,37 @@
 //! which sends it to the back of the run queue. Outside a worker (in `block_on`, on
 //! blocking threads) the budget is unconstrained.
 //!
-//! The budget lives in the thread's runtime context (`context.rs`).
+//! The budget lives in a thread-local of its own, without a destructor, so it can be
+//! read at any time, also while the thread's other thread-locals are destroyed.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::context;
-
 /// Units a task may spend per poll. Tokio uses 128 too: big enough that batching is not
 /// broken up, small enough that a queue of 256 tasks each gets a turn within milliseconds.
 pub(crate) const INITIAL_BUDGET: u8 = 128;
+
+std::thread_local! {
+    /// The budget of the poll in progress on this thread.
+    static BUDGET: Cell<Budget> = const { Cell::new(Budget::unconstrained()) };
+}
+
+fn current() -> Budget {
+    BUDGET
+        .try_with(Cell::get)
+        .unwrap_or(Budget::unconstrained())
+}
+
+fn set(b: Budget) {
+    let _ = BUDGET.try_with(|c| c.set(b));
+}
+
+/// Sets the budget and returns the previous one (`None` if thread-locals are gone).
+fn replace(b: Budget) -> Option<Budget> {
+    BUDGET.try_with(|c| c.replace(b)).ok()
+}
 
 /// Remaining units, or `None` when unconstrained.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -46,17 +65,17 @@ fn with_budget<R>(budget: Budget, f: impl FnOnce() -> R) -> R {
     impl Drop for Reset {
         fn drop(&mut self) {
             if let Some(prev) = self.0 {
-                context::set_budget(prev);
+                set(prev);
             }
         }
     }
-    let _reset = Reset(context::replace_budget(budget));
+    let _reset = Reset(replace(budget));
     f()
 }
 
 /// True when the current task still has budget (always true outside a worker).
 pub(crate) fn has_budget_remaining() -> bool {
-    context::budget().0 != Some(0)
+    current().0 != Some(0)
 }
 
 /// Spends one unit of the current task's budget.
@@ -67,7 +86,7 @@ pub(crate) fn has_budget_remaining() -> bool {
 /// `Pending` anyway. Leaf futures of gort (channels, sockets, `JoinHandle`) call this;
 /// so can any future that may be ready indefinitely.
 pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<RestoreOnPending> {
-    let mut budget = context::budget();
+    let mut budget = current();
     match budget.0 {
         None => Poll::Ready(RestoreOnPending(Cell::new(budget))),
         Some(0) => {
@@ -77,7 +96,7 @@ pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<RestoreOnPending> {
         Some(n) => {
             let restore = RestoreOnPending(Cell::new(budget));
             budget.0 = Some(n - 1);
-            context::set_budget(budget);
+            set(budget);
             Poll::Ready(restore)
         }
     }
@@ -99,7 +118,7 @@ impl Drop for RestoreOnPending {
     fn drop(&mut self) {
         let saved = self.0.get();
         if saved.0.is_some() {
-            context::set_budget(saved);
+            set(saved);
         }
     }
 }

@@ -7,17 +7,40 @@
 //! ([`Park`](park::Park)) and lets the monitor watch it while every worker is busy.
 //! Applications use it through the `gort` facade crate.
 //!
-//! `unsafe` lives in a few leaf modules: `task::raw` (the task cell), `sched::queue`
-//! (the lock-free run queue), `sched::slot` (the atomic slot a P is lent through), the
+//! # Layers
+//!
+//! Each module uses only the ones below it (doc links aside); no import cycle:
+//!
+//! | layer | modules | what it is |
+//! |---|---|---|
+//! | 0 | `loom`, `thread`, `coop`, `park` | the loom shim; thread config and shutdown's wait; the budget; how a thread sleeps |
+//! | 1 | `task` | the task cell, `JoinHandle`, wait reasons |
+//! | 2 | `block_on` | polling one future on the calling thread; the entered flag |
+//! | 3 | `chan`, `sync`, `blocking`, `reactor` | channels and locks (runtime-agnostic); the blocking pool; the reactor seam |
+//! | 4 | `sched` | P, M, run queues, stealing, the scheduler's `Handle`, the thread's current runtime |
+//! | 5 | `runtime` | `Runtime`, `Builder`, the monitor, deadlock detection, `JoinSet`, `Group` |
+//!
+//! The blocking pool sits below the scheduler, not above it: the scheduler's shared
+//! state owns the pool (so a `Handle` reaches it), and the pool knows the runtime only
+//! through the `blocking::PoolContext` trait that `Handle` implements. `JoinSet` and
+//! errgroup's `Group` spawn, so they live with the runtime; the facade shows them as
+//! `gort::task::JoinSet` and `gort::sync::Group`. Per-thread state lives with its
+//! owner: the budget in `coop`, the wait reason in `task::wait`, the entered flag in
+//! `block_on`, the current runtime and worker in `sched::current`.
+//!
+//! `unsafe` lives in a few modules: `task::raw` and the typed task references over it
+//! (`task/mod.rs`, `task/join.rs`), `sched::queue` (the lock-free run queue),
+//! `sched::slot` (the atomic slot a P is lent through), `sched::current` (the current
+//! runtime's `Arc` kept as a raw pointer in a thread-local without a destructor), the
 //! cells of `sync::mutex` and `sync::rwlock`, and two pin projections (`coop`,
 //! `chan::select`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
+mod block_on;
 mod blocking;
 pub mod chan;
-mod context;
 pub mod coop;
 mod loom;
 pub mod park;
@@ -26,5 +49,6 @@ pub mod runtime;
 mod sched;
 pub mod sync;
 pub mod task;
+mod thread;
 
 pub use runtime::{spawn, spawn_blocking, Builder, Handle, Runtime};

@@ -60,9 +60,10 @@ use futures_core::Stream;
 
 use self::select::{Action, IsChanOp, Reply, SelectBranch, Wrap};
 use self::state::{wake_all, State, Status, WakeList, Who};
-use crate::context;
+use crate::block_on::is_entered;
 use crate::coop;
 use crate::loom::{lock, Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::task::wait::BLOCKING_CALLERS;
 
 /// A channel of capacity `cap`. `cap == 0` is Go's unbuffered channel: a send completes
 /// only once a receiver has taken the value.
@@ -97,11 +98,6 @@ struct Chan<T> {
     external: std::sync::atomic::AtomicBool,
 }
 
-/// Threads currently inside `send_blocking`/`recv_blocking`: while any is, the
-/// runtime is not deadlocked whatever its tasks wait for.
-pub(crate) static BLOCKING_CALLERS: std::sync::atomic::AtomicUsize =
-    std::sync::atomic::AtomicUsize::new(0);
-
 /// Counts the calling thread as inside a blocking channel call.
 struct BlockingCall;
 
@@ -124,7 +120,7 @@ impl<T> Chan<T> {
     /// on it may be woken from outside the runtime, which the deadlock check must not
     /// call a deadlock.
     fn note_caller(&self) {
-        if !crate::context::is_entered() && !self.external.load(Ordering::Relaxed) {
+        if !is_entered() && !self.external.load(Ordering::Relaxed) {
             self.external.store(true, Ordering::Relaxed);
         }
     }
@@ -260,7 +256,7 @@ impl<T> Sender<T> {
     pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
         assert_blocking_allowed("send_blocking");
         let _call = BlockingCall::enter(&self.chan);
-        crate::runtime::block_on_plain(self.send(value))
+        crate::block_on::block_on_plain(self.send(value))
     }
 
     /// Closes the channel: pending and future sends fail, receivers drain the buffer and
@@ -330,7 +326,7 @@ impl<T> Receiver<T> {
     pub fn recv_blocking(&self) -> Result<T, RecvError> {
         assert_blocking_allowed("recv_blocking");
         let _call = BlockingCall::enter(&self.chan);
-        crate::runtime::block_on_plain(self.recv()).ok_or(RecvError)
+        crate::block_on::block_on_plain(self.recv()).ok_or(RecvError)
     }
 
     /// Closes the channel (see [`Sender::close`]).
@@ -361,7 +357,7 @@ impl<T> Receiver<T> {
 
 #[track_caller]
 fn assert_blocking_allowed(what: &str) {
-    if context::is_entered() {
+    if is_entered() {
         panic!(
             "gort: chan::{what} called from async code; it would block a worker thread. \
              Use `.await` on the async version instead."

@@ -7,11 +7,12 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{monitor, Runtime, ThreadNameFn};
+use super::{monitor, Runtime};
 use crate::blocking;
 use crate::park::{Park, ThreadParker};
 use crate::reactor::{ParkWith, Reactor};
-use crate::sched::worker::{AttachedReactor, ThreadConfig};
+use crate::sched::worker::AttachedReactor;
+use crate::thread::{ThreadConfig, ThreadNameFn};
 
 /// Go's default cap on threads is 10,000; tokio's blocking pool defaults to 512. Blocking
 /// threads mostly sleep in syscalls, so hundreds are cheap; beyond that a program is
@@ -233,11 +234,14 @@ impl Builder {
                 None => Ok(Box::new(ThreadParker::new()) as Box<dyn Park>),
             })
             .collect::<io::Result<Vec<_>>>()?;
+        let threads = ThreadConfig {
+            name: self.thread_name.clone(),
+            stack_size: self.thread_stack_size,
+        };
         let blocking = blocking::Config {
             max_threads: max_blocking,
             keep_alive: self.keep_alive,
-            thread_name: self.thread_name.clone(),
-            stack_size: self.thread_stack_size,
+            thread: threads.clone(),
         };
         let debug = match std::env::var_os(ENV_DEBUG) {
             Some(raw) => parse_debug(raw.to_str())?,
@@ -251,10 +255,6 @@ impl Builder {
             threshold: (!threshold.is_zero()).then_some(threshold),
             schedtrace: debug.schedtrace,
             deadlock: self.deadlock_detection,
-        };
-        let threads = ThreadConfig {
-            name: self.thread_name.clone(),
-            stack_size: self.thread_stack_size,
         };
         Runtime::start(parks, blocking, threads, monitor, self.reactor.clone())
     }

@@ -24,9 +24,8 @@
 //! recognised from then on and excluded.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use std::sync::{Arc, Weak};
@@ -65,32 +64,6 @@ fn others_are_quiet(me: &Handle) -> bool {
 /// How long the runtime must look dead before it is called deadlocked: long enough
 /// that a plain thread handing work over through a gort call is seen doing so.
 pub const GRACE: Duration = Duration::from_millis(500);
-
-/// A `block_on` in progress, as the monitor sees it.
-pub(crate) struct BlockOn {
-    pub(crate) thread: Thread,
-    /// Parked waiting for its future's waker.
-    pub(crate) parked: AtomicBool,
-    /// Why its future is pending (a `WaitReason`).
-    pub(crate) wait: AtomicU8,
-    /// Set by the monitor; `block_on` panics with it.
-    pub(crate) report: Mutex<Option<String>>,
-}
-
-impl BlockOn {
-    pub(crate) fn new() -> BlockOn {
-        BlockOn {
-            thread: std::thread::current(),
-            parked: AtomicBool::new(false),
-            wait: AtomicU8::new(0),
-            report: Mutex::new(None),
-        }
-    }
-
-    pub(crate) fn take_report(&self) -> Option<String> {
-        self.report.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
 
 /// The monitor's memory between checks.
 #[derive(Default)]
@@ -135,7 +108,7 @@ fn is_quiet(handle: &Handle, need_block_on: bool) -> bool {
     if m.num_blocking_threads() != m.num_idle_blocking_threads() || m.blocking_queue_depth() > 0 {
         return false;
     }
-    if crate::chan::BLOCKING_CALLERS.load(Ordering::SeqCst) > 0 {
+    if crate::task::wait::BLOCKING_CALLERS.load(Ordering::SeqCst) > 0 {
         return false;
     }
     if shared

@@ -20,18 +20,22 @@
 //!    `Handle::block_on` for a timer or a socket still gets it. A blocking thread that
 //!    drops the runtime does not wait for itself.
 
-mod block_on;
 mod builder;
 pub(crate) mod deadlock;
+mod group;
+mod join_set;
 mod metrics;
 pub(crate) mod monitor;
 
 pub use crate::reactor::{Reactor, REACTOR_UNWATCHED};
+pub use crate::sched::handle::Handle;
 pub use builder::{
     Builder, DEFAULT_BLOCKING_KEEP_ALIVE, DEFAULT_MAX_BLOCKING_THREADS, ENV_DEBUG,
     ENV_MAX_BLOCKING, ENV_WORKERS, MAX_BLOCKING_THREADS, MAX_THREAD_STACK, MAX_WORKERS,
     MIN_THREAD_STACK,
 };
+pub use group::Group;
+pub use join_set::JoinSet;
 pub use metrics::RuntimeMetrics;
 pub use monitor::{BUSY_TICK, DEFAULT_BLOCKING_THRESHOLD, MAX_TICK, MIN_TICK, SYSCALL_THRESHOLD};
 
@@ -42,57 +46,13 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::blocking::{self, BlockingPool, BlockingSchedule, BlockingTask};
-use crate::context;
+use crate::block_on;
+use crate::blocking::{self, BlockingPool, BlockingTask};
 use crate::park::Park;
-use crate::sched::worker::{self, Shared};
+use crate::sched::current;
+use crate::sched::handle::BlockingSchedule;
+use crate::sched::worker;
 use crate::task::{self, Id, JoinHandle};
-
-pub(crate) type ThreadNameFn = Arc<dyn Fn() -> String + Send + Sync + 'static>;
-
-/// While shutdown waits for workers and blocking closures, how often it turns the
-/// reactor for them (the monitor is gone, and so are the workers that turned it): a
-/// poll or closure waiting on a timer or a socket (`Handle::block_on(sleep(..))` in a
-/// blocking closure) is served at most this late.
-pub(crate) const SHUTDOWN_REACTOR_TICK: Duration = Duration::from_millis(1);
-
-/// Shutdown's waits: blocks on `cv` (guarding `lock`) until `done` holds or `deadline`
-/// passes; with `turn`, wakes every [`SHUTDOWN_REACTOR_TICK`] and calls it with the lock
-/// released. True when `done` held.
-pub(crate) fn wait_turning<T>(
-    lock: &std::sync::Mutex<T>,
-    cv: &std::sync::Condvar,
-    deadline: Option<Instant>,
-    turn: Option<&dyn Fn()>,
-    done: impl Fn(&T) -> bool,
-) -> bool {
-    let relock = || lock.lock().unwrap_or_else(|e| e.into_inner());
-    let mut guard = relock();
-    while !done(&guard) {
-        let mut wait = turn.map(|_| SHUTDOWN_REACTOR_TICK);
-        if let Some(deadline) = deadline {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            wait = Some(wait.map_or(deadline - now, |w| w.min(deadline - now)));
-        }
-        guard = match wait {
-            None => cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
-            Some(w) => {
-                cv.wait_timeout(guard, w)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0
-            }
-        };
-        if let Some(turn) = turn.filter(|_| !done(&guard)) {
-            drop(guard);
-            turn();
-            guard = relock();
-        }
-    }
-    true
-}
 
 const NESTED_BLOCK_ON: &str = "gort: cannot block_on from inside a gort runtime: this thread is \
      already driving async code, and blocking it could deadlock the runtime. Use `.await` \
@@ -118,12 +78,6 @@ pub struct Runtime {
     running: bool,
 }
 
-/// A reference to a runtime that can spawn tasks from any thread. Cheap to clone.
-#[derive(Clone)]
-pub struct Handle {
-    pub(crate) shared: Arc<Shared>,
-}
-
 impl Runtime {
     /// A runtime with the default configuration (see [`Builder::new`]).
     ///
@@ -141,7 +95,7 @@ impl Runtime {
     pub(crate) fn start(
         parks: Vec<Box<dyn Park>>,
         blocking: blocking::Config,
-        threads: worker::ThreadConfig,
+        threads: crate::thread::ThreadConfig,
         monitor: monitor::Config,
         reactor: Option<worker::AttachedReactor>,
     ) -> io::Result<Runtime> {
@@ -228,7 +182,7 @@ impl Runtime {
         let shared = &self.handle.shared;
         // Futures dropped here may call `gort::spawn`; let them find this (closed)
         // runtime, whose spawns are cancelled at once, rather than panic.
-        let _current = context::set_current(&self.handle);
+        let _current = current::set_current(&self.handle);
 
         // Step 1.
         shared.owned.close_and_shutdown_all();
@@ -258,7 +212,7 @@ impl Drop for Runtime {
         if !self.running {
             return;
         }
-        if context::is_entered() {
+        if block_on::is_entered() {
             // Dropping from inside async code would block a worker (or wait for
             // itself). Shut down without waiting instead of deadlocking.
             self.shutdown(Some(Instant::now()));
@@ -278,7 +232,7 @@ impl fmt::Debug for Runtime {
 
 /// Restores the previous current runtime when dropped. See [`Runtime::enter`].
 pub struct EnterGuard<'a> {
-    _guard: context::SetCurrentGuard,
+    _guard: current::SetCurrentGuard,
     _handle: std::marker::PhantomData<&'a Handle>,
 }
 
@@ -300,7 +254,7 @@ impl Handle {
 
     /// The current thread's runtime, if any.
     pub fn try_current() -> Option<Handle> {
-        context::current_handle()
+        current::current_handle()
     }
 
     /// Spawns a task. See [`spawn`](crate::spawn).
@@ -351,11 +305,11 @@ impl Handle {
     /// When called from inside a runtime.
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        let Some(_entered) = context::try_enter_runtime() else {
+        let Some(_entered) = block_on::try_enter_runtime() else {
             panic!("{NESTED_BLOCK_ON}");
         };
-        let _current = context::set_current(self);
-        let watch = std::sync::Arc::new(deadlock::BlockOn::new());
+        let _current = current::set_current(self);
+        let watch = std::sync::Arc::new(block_on::BlockOn::new());
         let _registered = self.shared.register_block_on(watch.clone());
         block_on::block_on(future, Some(&watch))
     }
@@ -363,7 +317,7 @@ impl Handle {
     /// See [`Runtime::enter`].
     pub fn enter(&self) -> EnterGuard<'_> {
         EnterGuard {
-            _guard: context::set_current(self),
+            _guard: current::set_current(self),
             _handle: std::marker::PhantomData,
         }
     }
@@ -405,20 +359,6 @@ pub fn dump() -> Vec<task::TaskDump> {
     Handle::current().dump()
 }
 
-impl fmt::Debug for Handle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle")
-            .field("workers", &self.shared.num_workers())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Runs `future` on the calling thread without entering a runtime (for the blocking
-/// channel operations of plain threads).
-pub(crate) fn block_on_plain<F: Future>(future: F) -> F::Output {
-    block_on::block_on(future, None)
-}
-
 /// Spawns a task on the current runtime: Go's `go f()`.
 ///
 /// The task starts running soon, on any worker, and keeps running even if the returned
@@ -434,7 +374,7 @@ where
     F::Output: Send + 'static,
 {
     let at = Location::caller();
-    match context::with_current(|h| h.map(|h| h.spawn_at(future, at))) {
+    match current::with_current(|h| h.map(|h| h.spawn_at(future, at))) {
         Some(join) => join,
         None => panic!("{NO_RUNTIME}"),
     }
@@ -447,7 +387,7 @@ where
 /// they queue themselves: `block_on`, plain threads, and a worker whose P the monitor
 /// handed off while it was stuck in a poll (it retires after that poll).
 pub fn is_worker_thread() -> bool {
-    context::with_worker(|w| w.is_some_and(|w| w.holds_p()))
+    current::with_worker(|w| w.is_some_and(|w| w.holds_p()))
 }
 
 /// Runs `f`, which may block, on the current thread without stalling the other tasks of
@@ -458,7 +398,7 @@ pub fn is_worker_thread() -> bool {
 ///
 /// Prefer [`spawn_blocking`] for work that need not borrow from the task.
 pub fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
-    context::with_worker(|w| {
+    current::with_worker(|w| {
         if let Some(w) = w {
             w.hand_off_now();
         }

@@ -1,13 +1,19 @@
 //! The scheduler: Go's P, M and G in Rust.
 //!
+//! - `handle.rs`: the scheduler's [`Handle`](handle::Handle), which the runtime layer
+//!   re-exports and extends; how a woken task finds a queue; the blocking tasks'
+//!   scheduler.
+//! - `current.rs`: the thread's current runtime and worker state.
 //! - `worker.rs`: the P (`Core`: local queue, LIFO slot, parker) and the M loop that runs
-//!   it; the runtime-wide `Shared` state; how a woken task finds a queue.
+//!   it; the runtime-wide `Shared` state.
 //! - `queue.rs`: the lock-free local run queue (one owner, many thieves).
 //! - `inject.rs`: the global injector.
 //! - `idle.rs`: the searching/parked accounting that decides whom to wake.
 //! - `slot.rs`: where an M lends its P during a poll or a park, with distinct owner
 //!   and thief (monitor) ends.
 
+pub(crate) mod current;
+pub(crate) mod handle;
 pub(crate) mod idle;
 pub(crate) mod inject;
 pub(crate) mod queue;

@@ -56,18 +56,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::current;
+use super::handle::Handle;
 use super::idle::Idle;
 use super::inject::Inject;
 use super::queue::{self, Local, Steal};
 use super::slot::{self, SlotOwner, SlotThief};
 use super::FastRand;
+use crate::block_on::BlockOn;
 use crate::blocking::BlockingPool;
-use crate::context;
 use crate::coop;
 use crate::park::{Park, Unpark};
 use crate::reactor::Reactor;
-use crate::runtime::{Handle, ThreadNameFn};
-use crate::task::{Notified, OwnedTasks, Schedule, Task};
+use crate::task::{Notified, OwnedTasks};
+use crate::thread::ThreadConfig;
 
 /// Ticks between looks at the injector ahead of the local queue, so tasks spawned from
 /// outside are not starved by a worker whose local tasks keep each other busy. Go uses
@@ -115,7 +117,7 @@ pub(crate) struct Shared {
     /// What wakes tasks from outside the scheduler (the I/O reactor), if attached.
     pub(crate) reactor: Option<AttachedReactor>,
     /// `block_on` calls in progress (the deadlock check watches and reports to them).
-    block_ons: Mutex<Vec<Arc<crate::runtime::deadlock::BlockOn>>>,
+    block_ons: Mutex<Vec<Arc<BlockOn>>>,
 }
 
 /// The runtime's [`Reactor`], twice: as the trait the scheduler calls, and as `Any` for
@@ -143,7 +145,7 @@ impl AttachedReactor {
 /// Removes a `block_on` from the watched list when it returns (or unwinds).
 pub(crate) struct BlockOnRegistration<'a> {
     shared: &'a Shared,
-    entry: Arc<crate::runtime::deadlock::BlockOn>,
+    entry: Arc<BlockOn>,
 }
 
 impl Drop for BlockOnRegistration<'_> {
@@ -153,12 +155,6 @@ impl Drop for BlockOnRegistration<'_> {
             list.swap_remove(pos);
         }
     }
-}
-
-/// How worker threads are made.
-pub(crate) struct ThreadConfig {
-    pub(crate) name: ThreadNameFn,
-    pub(crate) stack_size: Option<usize>,
 }
 
 /// What other threads may reach of a worker.
@@ -196,13 +192,13 @@ pub(crate) struct Core {
     rand: FastRand,
 }
 
-/// Per-thread state of a worker, reachable through `context::with_worker`.
+/// Per-thread state of a worker, reachable through `current::with_worker`.
 pub(crate) struct WorkerContext {
-    handle: Handle,
+    pub(super) handle: Handle,
     /// This M, as the monitor sees it.
     m: Arc<MState>,
     /// This M's end of its slot, where the P is lent during polls and parks.
-    slot: SlotOwner,
+    pub(super) slot: SlotOwner,
 }
 
 /// Builds the shared state and one `Core` per worker.
@@ -289,10 +285,7 @@ pub(crate) fn spawn_worker(handle: &Handle, core: Box<Core>) -> Result<(), (io::
     }
     let (m, owner) = MState::new();
     let index = core.index;
-    let mut builder = std::thread::Builder::new().name((shared.threads.name)());
-    if let Some(size) = shared.threads.stack_size {
-        builder = builder.stack_size(size);
-    }
+    let builder = shared.threads.builder();
     // The P travels through a cell so that it can be recovered if the thread does not
     // start (the closure is then dropped unrun).
     let cell = Arc::new(Mutex::new(Some(core)));
@@ -340,14 +333,15 @@ fn run(handle: Handle, m: Arc<MState>, slot: SlotOwner, core: Box<Core>) {
         }
     }
     let _exit = ExitGuard(handle.clone());
-    let _entered = context::try_enter_runtime().expect("a fresh worker thread drives no runtime");
-    let _current = context::set_current(&handle);
+    let _entered =
+        crate::block_on::try_enter_runtime().expect("a fresh worker thread drives no runtime");
+    let _current = current::set_current(&handle);
     let cx = std::rc::Rc::new(WorkerContext {
         handle: handle.clone(),
         m,
         slot,
     });
-    let _worker = context::set_worker(cx.clone());
+    let _worker = current::set_worker(cx.clone());
 
     let mut core = Some(core);
     while let Some(p) = core.take() {
@@ -637,7 +631,7 @@ impl Shared {
         }
     }
 
-    fn schedule_local(&self, core: &mut Core, task: Notified, is_yield: bool) {
+    pub(super) fn schedule_local(&self, core: &mut Core, task: Notified, is_yield: bool) {
         let pushed_to_queue = if is_yield {
             core.run_queue.push_back_or_overflow(task, &self.inject);
             true
@@ -678,14 +672,11 @@ impl Shared {
     /// did. With `turn`, wakes every `SHUTDOWN_REACTOR_TICK` to call it (the reactor,
     /// for a poll stuck waiting on something only the reactor can deliver).
     pub(crate) fn wait_workers(&self, deadline: Option<Instant>, turn: Option<&dyn Fn()>) -> bool {
-        crate::runtime::wait_turning(&self.live, &self.live_cv, deadline, turn, |live| *live == 0)
+        crate::thread::wait_turning(&self.live, &self.live_cv, deadline, turn, |live| *live == 0)
     }
 
     /// Watches a `block_on` until the returned guard drops.
-    pub(crate) fn register_block_on(
-        &self,
-        entry: Arc<crate::runtime::deadlock::BlockOn>,
-    ) -> BlockOnRegistration<'_> {
+    pub(crate) fn register_block_on(&self, entry: Arc<BlockOn>) -> BlockOnRegistration<'_> {
         lock(&self.block_ons).push(entry.clone());
         BlockOnRegistration {
             shared: self,
@@ -693,7 +684,7 @@ impl Shared {
         }
     }
 
-    pub(crate) fn block_ons(&self) -> Vec<Arc<crate::runtime::deadlock::BlockOn>> {
+    pub(crate) fn block_ons(&self) -> Vec<Arc<BlockOn>> {
         lock(&self.block_ons).clone()
     }
 
@@ -795,45 +786,5 @@ impl Shared {
     /// Test hook: the next `n` worker-thread spawns fail as if the OS refused them.
     pub(crate) fn fail_next_spawns(&self, n: usize) {
         self.fail_spawns.store(n, Ordering::Release);
-    }
-}
-
-impl Handle {
-    /// Queues a woken task: on this runtime's worker, the local queue; else the injector.
-    fn schedule_task(&self, task: Notified, is_yield: bool) {
-        let remote = context::with_worker(|worker| {
-            let Some(worker) = worker else {
-                return Some(task);
-            };
-            if !Arc::ptr_eq(&worker.handle.shared, &self.shared) {
-                return Some(task);
-            }
-            // The P is in the slot while this thread polls a task or parks; it is
-            // missing between polls or once it was handed off.
-            match worker.slot.borrow() {
-                Some(mut core) => {
-                    self.shared.schedule_local(&mut core, task, is_yield);
-                    None
-                }
-                None => Some(task),
-            }
-        });
-        if let Some(task) = remote {
-            self.shared.schedule_remote(task);
-        }
-    }
-}
-
-impl Schedule for Handle {
-    fn schedule(&self, task: Notified) {
-        self.schedule_task(task, false);
-    }
-
-    fn yield_now(&self, task: Notified) {
-        self.schedule_task(task, true);
-    }
-
-    fn release(&self, task: &Task) -> Option<Task> {
-        self.shared.owned.release(task)
     }
 }

@@ -11,15 +11,16 @@
 //! | `sync.Cond` (`Signal`, `Broadcast`) | [`Notify`]: `notify_one`, `notify_waiters`       |
 //! | `x/sync/semaphore.Weighted`         | [`Semaphore`]: `acquire_many(n).await`           |
 //! | `context.Context`                   | [`Context`]: `with_cancel`, `done().await`, `err` |
-//! | `x/sync/errgroup.Group`             | [`Group`]: `spawn`, `wait().await` (first error) |
+//! | `x/sync/errgroup.Group`             | `Group`: `spawn`, `wait().await` (first error)   |
 //!
 //! # Design
 //!
 //! **Runtime-agnostic.** Every primitive here parks a task by storing its
 //! [`Waker`](std::task::Waker) and wakes it by calling `wake`; nothing reaches into the
 //! scheduler, so the primitives work under any executor (gort's workers, `block_on`, a
-//! test's hand-written poll loop, another runtime); [`Group`] is the exception, it
-//! spawns its tasks on the current gort runtime. The one runtime hook they touch is
+//! test's hand-written poll loop, another runtime). `Group`, which spawns its tasks on
+//! the current gort runtime, is defined with the runtime (`runtime/group.rs`) and
+//! re-exported here by the `gort` facade. The one runtime hook they touch is
 //! the cooperative budget ([`crate::coop::poll_proceed`]): an uncontended `lock()` in a
 //! loop is always ready, and the budget makes such a loop yield to its neighbours.
 //!
@@ -72,7 +73,6 @@ mod barrier;
 mod context;
 #[cfg(not(loom))]
 mod deadline;
-mod group;
 mod mutex;
 mod notify;
 mod once;
@@ -88,7 +88,6 @@ mod tests;
 
 pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
 pub use context::{CancelHandle, Context, ContextError, Done};
-pub use group::Group;
 pub use mutex::{Lock, LockOwned, Mutex, MutexGuard, OwnedMutexGuard, TryLockError};
 pub use notify::{Notified, Notify};
 pub use once::{Once, OnceCell, SetError};

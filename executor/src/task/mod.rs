@@ -19,11 +19,10 @@
 
 mod error;
 mod join;
-mod join_set;
 mod owned;
 mod raw;
 mod state;
-mod wait;
+pub(crate) mod wait;
 mod yield_now;
 
 #[cfg(all(test, loom))]
@@ -36,7 +35,6 @@ mod tests;
 pub use crate::coop::{consume_budget, unconstrained, Unconstrained};
 pub use error::JoinError;
 pub use join::{AbortHandle, JoinHandle};
-pub use join_set::JoinSet;
 pub use wait::{current_wait_reason, set_wait_reason, WaitReason};
 pub use yield_now::yield_now;
 

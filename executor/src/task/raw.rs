@@ -405,10 +405,10 @@ where
             // The waker borrows the running reference: no count change per poll.
             let waker = ManuallyDrop::new(waker_ref(ptr));
             let mut cx = Context::from_waker(&waker);
-            let outer = crate::context::replace_wait_reason(0);
+            let outer = super::wait::replace_wait_reason(0);
             // SAFETY: we just set RUNNING.
             let ready = unsafe { harness.poll_future(&mut cx) }.is_ready();
-            let reason = crate::context::replace_wait_reason(outer);
+            let reason = super::wait::replace_wait_reason(outer);
             if ready {
                 return harness.complete();
             }

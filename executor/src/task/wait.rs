@@ -1,6 +1,28 @@
 //! Why a task is waiting, for `dump()` and the deadlock report.
+//!
+//! The leaf futures record a reason in a thread-local when they return `Pending`; the
+//! poller (a worker polling a task, `block_on`) clears it before the poll and reads it
+//! after. The thread-local has no destructor, so it works at any time, also while the
+//! thread's other thread-locals are destroyed. [`BLOCKING_CALLERS`] counts the plain
+//! threads inside a blocking channel call, which no task-level reason can show.
 
+use std::cell::Cell;
 use std::fmt;
+use std::sync::atomic::AtomicUsize;
+
+std::thread_local! {
+    /// What the future being polled on this thread waits for (a `WaitReason` as `u8`).
+    static WAIT_REASON: Cell<u8> = const { Cell::new(0) };
+}
+
+/// Threads currently inside `send_blocking`/`recv_blocking`: while any is, the
+/// runtime is not deadlocked whatever its tasks wait for.
+pub(crate) static BLOCKING_CALLERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Replaces the current poll's wait reason; returns the previous one.
+pub(crate) fn replace_wait_reason(r: u8) -> u8 {
+    WAIT_REASON.try_with(|c| c.replace(r)).unwrap_or(0)
+}
 
 /// What a parked task waits for. gort's own futures record it when they return
 /// `Pending` ([`set_wait_reason`]); a task parked on anything else shows `Other`.
@@ -100,10 +122,10 @@ impl fmt::Display for WaitReason {
 /// returning `Pending`. The last call of a poll wins. For gort's leaf futures and for
 /// layers built on gort (the reactor uses it for timers and sockets).
 pub fn set_wait_reason(reason: WaitReason) {
-    crate::context::replace_wait_reason(reason as u8);
+    replace_wait_reason(reason as u8);
 }
 
 /// The reason recorded so far in the current poll.
 pub fn current_wait_reason() -> WaitReason {
-    WaitReason::from_u8(crate::context::wait_reason())
+    WaitReason::from_u8(WAIT_REASON.try_with(Cell::get).unwrap_or(0))
 }

@@ -1,29 +1,29 @@
-//! The thread's runtime context: which runtime `gort::spawn` talks to, whether this
-//! thread is already driving a runtime (so `block_on` must refuse), the worker state the
-//! scheduler reaches from inside a poll, and the coop budget.
+//! The thread's current runtime: which runtime `gort::spawn` talks to, and the worker
+//! state the scheduler reaches from inside a poll.
 //!
-//! All of it is thread-local and touched only by its own thread. The runtime slot, the
-//! entered flag, the budget and the wait reason live in a thread-local without a
-//! destructor, so they work at any time, also inside other thread-locals' destructors
-//! (a runtime built and dropped there: `fault_runtime_inside_a_thread_local_destructor`).
-//! The worker state has a destructor; it is reached through `try_with`, so wakers
-//! invoked while thread-locals are being destroyed fall back to the remote path
-//! instead of panicking.
+//! Both are thread-local and touched only by their own thread. The runtime slot lives
+//! in a thread-local without a destructor, so it works at any time, also inside other
+//! thread-locals' destructors (a runtime built and dropped there:
+//! `fault_runtime_inside_a_thread_local_destructor`). The worker state has a
+//! destructor; it is reached through `try_with`, so wakers invoked while thread-locals
+//! are being destroyed fall back to the remote path instead of panicking.
+//!
+//! The other per-thread state lives with its owner, lower down: the entered flag in
+//! `block_on.rs`, the coop budget in `coop.rs`, the wait reason in `task/wait.rs`.
 
 use std::cell::{Cell, RefCell};
 use std::mem::ManuallyDrop;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::coop::Budget;
-use crate::runtime::Handle;
-use crate::sched::worker::{Shared, WorkerContext};
+use super::handle::Handle;
+use super::worker::{Shared, WorkerContext};
 
 /// Everything here is `Copy`, so the thread-local has no destructor: it stays usable
 /// while the thread's other thread-locals are destroyed, and a runtime can be built,
 /// entered and dropped from inside such a destructor (a library keeping a runtime per
 /// thread). The worker state, which has a destructor, lives apart in [`WORKER`].
-struct Context {
+struct Current {
     /// The runtime `gort::spawn` uses on this thread: `Arc::into_raw` of its `Shared`,
     /// a strong reference this slot owns, or null.
     handle: Cell<*const Shared>,
@@ -33,23 +33,14 @@ struct Context {
     /// Live `SetCurrentGuard`s: each records its depth, so one dropped out of order
     /// (or a later one leaked) is seen even when two guards name the same runtime.
     guard_depth: Cell<usize>,
-    /// Set on worker threads and inside `block_on`: blocking here would stall a runtime.
-    entered: Cell<bool>,
-    budget: Cell<Budget>,
-    /// What the future being polled on this thread waits for, set by gort's leaf
-    /// futures when they return `Pending` (a `WaitReason` as `u8`).
-    wait_reason: Cell<u8>,
 }
 
 thread_local! {
-    static CONTEXT: Context = const {
-        Context {
+    static CURRENT: Current = const {
+        Current {
             handle: Cell::new(std::ptr::null()),
             handle_borrows: Cell::new(0),
             guard_depth: Cell::new(0),
-            entered: Cell::new(false),
-            budget: Cell::new(Budget::unconstrained()),
-            wait_reason: Cell::new(0),
         }
     };
 
@@ -67,7 +58,7 @@ pub(crate) fn current_handle() -> Option<Handle> {
 /// # Panics
 /// When `f` changes this thread's current runtime (enters or leaves one).
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Handle>) -> R) -> R {
-    let ptr = CONTEXT.with(|c| c.handle.get());
+    let ptr = CURRENT.with(|c| c.handle.get());
     if ptr.is_null() {
         return f(None);
     }
@@ -75,10 +66,10 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Handle>) -> R) -> R {
     struct Borrow;
     impl Drop for Borrow {
         fn drop(&mut self) {
-            CONTEXT.with(|c| c.handle_borrows.set(c.handle_borrows.get() - 1));
+            CURRENT.with(|c| c.handle_borrows.set(c.handle_borrows.get() - 1));
         }
     }
-    CONTEXT.with(|c| c.handle_borrows.set(c.handle_borrows.get() + 1));
+    CURRENT.with(|c| c.handle_borrows.set(c.handle_borrows.get() + 1));
     let _borrow = Borrow;
     // SAFETY: `ptr` came from `Arc::into_raw` and the slot owns that strong
     // reference; the slot cannot be changed (and the reference released) while the
@@ -91,7 +82,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Handle>) -> R) -> R {
 /// Puts `new` (an owned `Arc::into_raw` pointer, or null) in the slot; returns the
 /// previous one, whose reference passes to the caller.
 fn replace_handle(new: *const Shared) -> *const Shared {
-    CONTEXT.with(|c| {
+    CURRENT.with(|c| {
         assert_eq!(
             c.handle_borrows.get(),
             0,
@@ -116,7 +107,7 @@ pub(crate) struct SetCurrentGuard {
 pub(crate) fn set_current(handle: &Handle) -> SetCurrentGuard {
     let mine = Arc::into_raw(handle.shared.clone());
     let prev = replace_handle(mine);
-    let depth = CONTEXT.with(|c| {
+    let depth = CURRENT.with(|c| {
         c.guard_depth.set(c.guard_depth.get() + 1);
         c.guard_depth.get()
     });
@@ -125,7 +116,7 @@ pub(crate) fn set_current(handle: &Handle) -> SetCurrentGuard {
 
 impl Drop for SetCurrentGuard {
     fn drop(&mut self) {
-        let depth = CONTEXT.with(|c| c.guard_depth.get());
+        let depth = CURRENT.with(|c| c.guard_depth.get());
         if depth != self.depth {
             // A later guard is still live (dropped out of order) or was leaked
             // (`mem::forget`). Restoring `prev` would put back a runtime that the
@@ -138,38 +129,13 @@ impl Drop for SetCurrentGuard {
             }
             return;
         }
-        CONTEXT.with(|c| c.guard_depth.set(depth - 1));
+        CURRENT.with(|c| c.guard_depth.set(depth - 1));
         let mine = replace_handle(self.prev);
         // SAFETY: this guard is the innermost live one (the depth says so), so the slot
         // holds the reference it installed (from `Arc::into_raw`); it is out of the
         // slot now, so this releases it exactly once.
         drop(unsafe { Arc::from_raw(mine) });
     }
-}
-
-/// Marks this thread as driving a runtime until the guard drops.
-pub(crate) struct EnterRuntimeGuard(());
-
-/// Enters runtime mode, or returns `None` when this thread already drives one.
-pub(crate) fn try_enter_runtime() -> Option<EnterRuntimeGuard> {
-    CONTEXT.with(|c| {
-        if c.entered.replace(true) {
-            None
-        } else {
-            Some(EnterRuntimeGuard(()))
-        }
-    })
-}
-
-impl Drop for EnterRuntimeGuard {
-    fn drop(&mut self) {
-        let _ = CONTEXT.try_with(|c| c.entered.set(false));
-    }
-}
-
-/// True on worker threads and inside `block_on`.
-pub(crate) fn is_entered() -> bool {
-    CONTEXT.try_with(|c| c.entered.get()).unwrap_or(false)
 }
 
 /// Installs the worker state of this thread until the guard drops.
@@ -198,28 +164,4 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
         Ok(r) => r,
         Err(_) => (f.take().expect("not called when try_with fails"))(None),
     }
-}
-
-/// Replaces the current poll's wait reason; returns the previous one.
-pub(crate) fn replace_wait_reason(r: u8) -> u8 {
-    CONTEXT.try_with(|c| c.wait_reason.replace(r)).unwrap_or(0)
-}
-
-pub(crate) fn wait_reason() -> u8 {
-    CONTEXT.try_with(|c| c.wait_reason.get()).unwrap_or(0)
-}
-
-pub(crate) fn budget() -> Budget {
-    CONTEXT
-        .try_with(|c| c.budget.get())
-        .unwrap_or(Budget::unconstrained())
-}
-
-pub(crate) fn set_budget(b: Budget) {
-    let _ = CONTEXT.try_with(|c| c.budget.set(b));
-}
-
-/// Sets the budget and returns the previous one (`None` if thread-locals are gone).
-pub(crate) fn replace_budget(b: Budget) -> Option<Budget> {
-    CONTEXT.try_with(|c| c.budget.replace(b)).ok()
 }

@@ -23,13 +23,13 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use slab::Slab;
 
-use super::{AbortHandle, JoinError, JoinHandle};
+use crate::task::{AbortHandle, JoinError, JoinHandle};
 
 /// A set of spawned tasks, joined in the order they finish. tokio's `JoinSet`.
 ///
 /// ```
 /// # gort_executor::Runtime::new().unwrap().block_on(async {
-/// use gort_executor::task::JoinSet;
+/// use gort_executor::runtime::JoinSet;
 ///
 /// let mut set = JoinSet::new();
 /// for i in 0..10u64 {
@@ -146,7 +146,7 @@ impl<T> JoinSet<T> {
     }
 
     /// Waits for any task to finish and returns its result; `None` once the set is
-    /// empty. Go has no equivalent (`errgroup` is [`crate::sync::Group`]).
+    /// empty. Go has no equivalent (`errgroup` is [`Group`](super::Group)).
     ///
     /// # Cancel safety
     /// Cancel safe: a result not yet returned stays in the set.
@@ -173,7 +173,7 @@ impl<T> JoinSet<T> {
         }
         let res = self.poll_next_ready(cx, true);
         if res.is_pending() {
-            super::set_wait_reason(super::WaitReason::Join);
+            crate::task::set_wait_reason(crate::task::WaitReason::Join);
         }
         res
     }
@@ -263,7 +263,7 @@ impl<T: Send + 'static> JoinSet<T> {
     where
         F: Future<Output = T> + Send + 'static,
     {
-        self.insert(crate::spawn(future))
+        self.insert(super::spawn(future))
     }
 
     /// Runs `f` on the blocking pool, into the set.
@@ -275,7 +275,7 @@ impl<T: Send + 'static> JoinSet<T> {
     where
         F: FnOnce() -> T + Send + 'static,
     {
-        self.insert(crate::spawn_blocking(f))
+        self.insert(super::spawn_blocking(f))
     }
 }
 

@@ -7,14 +7,15 @@ use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use super::{CancelHandle, Context};
-use crate::task::JoinSet;
+use super::JoinSet;
+use crate::sync::{CancelHandle, Context};
 
 /// A group of tasks working on one job. Go's `golang.org/x/sync/errgroup.Group`.
 ///
 /// ```
 /// # gort_executor::Runtime::new().unwrap().block_on(async {
-/// use gort_executor::sync::{Context, Group};
+/// use gort_executor::runtime::Group;
+/// use gort_executor::sync::Context;
 ///
 /// let (mut group, ctx) = Group::<String>::with_context(&Context::background());
 /// for i in 0..4 {
