@@ -58,10 +58,10 @@ pub mod runtime {
     pub use crate::rt::{Builder, Runtime};
     pub use gort_executor::park::{Park, ThreadParker, Unpark};
     pub use gort_executor::runtime::{
-        block_in_place, dump, EnterGuard, Handle, RuntimeMetrics, BUSY_TICK,
-        DEFAULT_BLOCKING_KEEP_ALIVE, DEFAULT_BLOCKING_THRESHOLD, DEFAULT_MAX_BLOCKING_THREADS,
-        ENV_DEBUG, ENV_MAX_BLOCKING, ENV_WORKERS, MAX_BLOCKING_THREADS, MAX_THREAD_STACK, MAX_TICK,
-        MAX_WORKERS, MIN_THREAD_STACK, MIN_TICK, REACTOR_UNWATCHED,
+        block_in_place, dump, EnterGuard, Handle, RuntimeMetrics, DEFAULT_BLOCKING_KEEP_ALIVE,
+        DEFAULT_BLOCKING_THRESHOLD, DEFAULT_MAX_BLOCKING_THREADS, ENV_DEBUG, ENV_MAX_BLOCKING,
+        ENV_WORKERS, MAX_BLOCKING_THREADS, MAX_THREAD_STACK, MAX_WORKERS, MIN_THREAD_STACK,
+        MONITOR_BUSY_TICK, MONITOR_MAX_TICK, MONITOR_MIN_TICK, REACTOR_UNWATCHED,
     };
     pub use gort_netio::Driver;
 }

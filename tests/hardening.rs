@@ -192,7 +192,7 @@ fn builder_knobs_out_of_range_are_errors_naming_the_knob() {
     rt.shutdown_timeout(Duration::MAX);
     let rt = gort::Runtime::builder()
         .workers(gort::runtime::MAX_WORKERS)
-        .blocking_threshold(gort::runtime::MIN_TICK)
+        .blocking_threshold(gort::runtime::MONITOR_MIN_TICK)
         .build()
         .unwrap();
     assert_eq!(rt.metrics().num_workers(), gort::runtime::MAX_WORKERS);

@@ -21,7 +21,7 @@
 //! `sendto` as on epoll) 1.02 / 0.92; io_uring with `read_owned`/`write_all_owned`
 //! (native `RECV`/`SEND`, 0.05 system calls per message) 1.11 / 1.01. With the ordinary
 //! API io_uring gains nothing, and a completion owed to a thread that computes waits
-//! for its next return to user mode (a timer tick at most, see `driver/uring.rs`),
+//! for its next return to user mode (a timer tick at most, see `driver/uring/mod.rs`),
 //! where epoll waits for nothing; so io_uring is for programs that use the owned-buffer
 //! API and ask for it.
 //!

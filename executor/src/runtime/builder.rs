@@ -217,13 +217,13 @@ impl Builder {
             )?;
         }
         if let Some(d) = self.blocking_threshold {
-            if !d.is_zero() && d < monitor::MIN_TICK {
+            if !d.is_zero() && d < monitor::MONITOR_MIN_TICK {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!(
                         "gort: Builder::blocking_threshold({d:?}) is out of range: expected \
                          Duration::ZERO (off) or at least {:?}",
-                        monitor::MIN_TICK
+                        monitor::MONITOR_MIN_TICK
                     ),
                 ));
             }

@@ -37,7 +37,10 @@ pub use builder::{
 pub use group::Group;
 pub use join_set::JoinSet;
 pub use metrics::RuntimeMetrics;
-pub use monitor::{BUSY_TICK, DEFAULT_BLOCKING_THRESHOLD, MAX_TICK, MIN_TICK, SYSCALL_THRESHOLD};
+pub use monitor::{
+    DEFAULT_BLOCKING_THRESHOLD, MONITOR_BUSY_TICK, MONITOR_MAX_TICK, MONITOR_MIN_TICK,
+    SYSCALL_THRESHOLD,
+};
 
 use std::fmt;
 use std::future::Future;

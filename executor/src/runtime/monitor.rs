@@ -1,8 +1,8 @@
 //! The monitor (Go's `sysmon`): survive blocking code, and print the scheduler trace.
 //!
-//! One thread per runtime wakes every [`MIN_TICK`] while some worker is inside a task
-//! poll it already saw at the last tick, backing off to [`BUSY_TICK`] while the
-//! workers' polls are short and to [`MAX_TICK`] while all are idle; it never spins. Each worker
+//! One thread per runtime wakes every [`MONITOR_MIN_TICK`] while some worker is inside a task
+//! poll it already saw at the last tick, backing off to [`MONITOR_BUSY_TICK`] while the
+//! workers' polls are short and to [`MONITOR_MAX_TICK`] while all are idle; it never spins. Each worker
 //! thread (M) publishes a poll counter and an in-poll flag. When the counter of an M
 //! that is inside a poll has not moved for the *blocking threshold* (default 10 ms)
 //! and its P has work waiting (local queue, LIFO slot, or a non-empty injector), the
@@ -17,9 +17,9 @@
 //! lock) is handed off after [`SYSCALL_THRESHOLD`] (1 ms) instead of the full
 //! threshold, which is Go's rule for Ms in syscalls; only a thread that is computing
 //! keeps its P for the whole threshold. A poll is known to be long only when two ticks
-//! see it, so while the tick has backed off to [`BUSY_TICK`] a poll asleep for less
-//! than about one to two `BUSY_TICK`s ends before it is noticed (Go's sysmon, backed
-//! off to 10 ms, misses more); once one is noticed the tick is back at [`MIN_TICK`].
+//! see it, so while the tick has backed off to [`MONITOR_BUSY_TICK`] a poll asleep for less
+//! than about one to two `MONITOR_BUSY_TICK`s ends before it is noticed (Go's sysmon, backed
+//! off to 10 ms, misses more); once one is noticed the tick is back at [`MONITOR_MIN_TICK`].
 //!
 //! Threads stay bounded: a handed-off M exits when its poll returns, so the number of
 //! worker threads is the number of Ps plus the number of polls currently stuck.
@@ -59,21 +59,21 @@ use crate::sched::worker::Shared;
 /// Tick while any worker is inside a poll: fine enough to notice a 10 ms stall within
 /// about a millisecond of the threshold, coarse enough to cost nothing measurable
 /// (a thousand wake-ups a second of a thread that reads a few atomics).
-pub const MIN_TICK: Duration = Duration::from_millis(1);
+pub const MONITOR_MIN_TICK: Duration = Duration::from_millis(1);
 /// The longest tick while workers are busy with short polls (each poll seen at one
 /// tick had ended by the next): a poll that turns out long is then first noticed up to
-/// this much later, so a stall is handed off within threshold + `BUSY_TICK` (14 ms
+/// this much later, so a stall is handed off within threshold + `MONITOR_BUSY_TICK` (14 ms
 /// with the default 10 ms threshold), a thread asleep in a syscall within about 2 x
-/// `BUSY_TICK`.
-pub const BUSY_TICK: Duration = Duration::from_millis(4);
+/// `MONITOR_BUSY_TICK`.
+pub const MONITOR_BUSY_TICK: Duration = Duration::from_millis(4);
 /// Tick while every worker is idle (Go's sysmon backs off to 10 ms too). No longer
 /// than [`REACTOR_UNWATCHED`](crate::reactor::REACTOR_UNWATCHED), so an unwatched
 /// reactor is noticed on time even by an idle monitor.
-pub const MAX_TICK: Duration = Duration::from_millis(10);
+pub const MONITOR_MAX_TICK: Duration = Duration::from_millis(10);
 /// A poll this long whose thread the kernel reports asleep (blocked in a syscall, a
 /// `sleep`, a lock) loses its P without waiting for the full threshold: its thread is
 /// not computing, so moving the other tasks away costs it nothing. (Noticed at the
-/// monitor's tick: within 1-2 ms at [`MIN_TICK`], up to 2 x [`BUSY_TICK`] after a
+/// monitor's tick: within 1-2 ms at [`MONITOR_MIN_TICK`], up to 2 x [`MONITOR_BUSY_TICK`] after a
 /// stretch of short polls.)
 pub const SYSCALL_THRESHOLD: Duration = Duration::from_millis(1);
 
@@ -195,7 +195,7 @@ fn run(handle: Handle, config: Config) {
             m: std::ptr::null(),
         })
         .collect();
-    let mut tick = MIN_TICK;
+    let mut tick = MONITOR_MIN_TICK;
     let mut stat_files: Vec<Option<(u32, std::fs::File)>> = (0..n).map(|_| None).collect();
     let mut next_trace = config.schedtrace.and_then(|d| start.checked_add(d));
     let mut detector = super::deadlock::Detector::default();
@@ -244,15 +244,15 @@ fn run(handle: Handle, config: Config) {
             }
         }
         tick = if suspect {
-            MIN_TICK
+            MONITOR_MIN_TICK
         } else if busy {
             // Busy, but every poll seen last tick has ended: polls are short, nothing
             // to retake. Back off (Go's sysmon does, to 10 ms) so that a loaded
             // server's core is not interrupted a thousand times a second; the first
-            // tick that finds a poll still running drops back to `MIN_TICK`.
-            (tick * 2).min(BUSY_TICK)
+            // tick that finds a poll still running drops back to `MONITOR_MIN_TICK`.
+            (tick * 2).min(MONITOR_BUSY_TICK)
         } else {
-            (tick * 2).min(MAX_TICK)
+            (tick * 2).min(MONITOR_MAX_TICK)
         };
         if config.deadlock && !busy {
             detector.check(&handle, shared.total_polls());

@@ -476,7 +476,7 @@ impl WorkerContext {
         core
     }
 
-    /// Parks with the P lent to the context, so events dispatched by the parker (a
+    /// Parks with the P lent to its slot, so events dispatched by the parker (a
     /// driver waking tasks) land in the local queue.
     fn park_timeout(&self, mut core: Box<Core>, timeout: Option<Duration>) -> Box<Core> {
         let mut park = core.park.take().expect("gort: parker missing");
