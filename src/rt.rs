@@ -32,6 +32,7 @@ impl fmt::Debug for Builder {
 }
 
 impl Builder {
+    /// A builder with the defaults (see [`gort_executor::Builder::new`]).
     pub fn new() -> Builder {
         Builder {
             inner: gort_executor::Builder::new(),

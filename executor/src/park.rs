@@ -55,6 +55,7 @@ struct ParkInner {
 }
 
 impl ThreadParker {
+    /// A parker with no wake-up pending.
     pub fn new() -> ThreadParker {
         ThreadParker {
             inner: Arc::new(ParkInner {

@@ -46,6 +46,10 @@ fn uring_driver() -> Option<Arc<Driver>> {
 ///
 /// # Errors
 /// As `std::fs::read`.
+///
+/// # Cancel safety
+/// Cancel safe: it changes nothing; a dropped call finishes on the blocking pool
+/// and its result is discarded.
 pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     let path = path.as_ref().to_owned();
     blocking(move || std::fs::read(path)).await
@@ -55,6 +59,10 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
 ///
 /// # Errors
 /// As `std::fs::read_to_string`.
+///
+/// # Cancel safety
+/// Cancel safe: it changes nothing; a dropped call finishes on the blocking pool
+/// and its result is discarded.
 pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
     let path = path.as_ref().to_owned();
     blocking(move || std::fs::read_to_string(path)).await
@@ -64,6 +72,10 @@ pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
 ///
 /// # Errors
 /// As `std::fs::write`.
+///
+/// # Cancel safety
+/// Dropping the future does not stop the operation: it runs to its end on the
+/// blocking pool, and only its result is lost.
 pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<()> {
     let (path, contents) = (path.as_ref().to_owned(), contents.as_ref().to_owned());
     blocking(move || std::fs::write(path, contents)).await
@@ -73,6 +85,10 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
 ///
 /// # Errors
 /// As `std::fs::create_dir_all`.
+///
+/// # Cancel safety
+/// Dropping the future does not stop the operation: it runs to its end on the
+/// blocking pool, and only its result is lost.
 pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     let path = path.as_ref().to_owned();
     blocking(move || std::fs::create_dir_all(path)).await
@@ -82,6 +98,10 @@ pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
 ///
 /// # Errors
 /// As `std::fs::remove_file`.
+///
+/// # Cancel safety
+/// Dropping the future does not stop the operation: it runs to its end on the
+/// blocking pool, and only its result is lost.
 pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
     let path = path.as_ref().to_owned();
     blocking(move || std::fs::remove_file(path)).await
@@ -91,6 +111,10 @@ pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
 ///
 /// # Errors
 /// As `std::fs::rename`.
+///
+/// # Cancel safety
+/// Dropping the future does not stop the operation: it runs to its end on the
+/// blocking pool, and only its result is lost.
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
     let (from, to): (PathBuf, PathBuf) = (from.as_ref().to_owned(), to.as_ref().to_owned());
     blocking(move || std::fs::rename(from, to)).await
@@ -100,6 +124,10 @@ pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<
 ///
 /// # Errors
 /// As `std::fs::metadata`.
+///
+/// # Cancel safety
+/// Cancel safe: it changes nothing; a dropped call finishes on the blocking pool
+/// and its result is discarded.
 pub async fn metadata(path: impl AsRef<Path>) -> io::Result<std::fs::Metadata> {
     let path = path.as_ref().to_owned();
     blocking(move || std::fs::metadata(path)).await
@@ -166,6 +194,9 @@ impl File {
     ///
     /// # Errors
     /// As `std::fs::File::open`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a file opened after the future was dropped is closed again.
     pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
         let path = path.as_ref().to_owned();
         blocking(move || std::fs::File::open(path))
@@ -177,6 +208,10 @@ impl File {
     ///
     /// # Errors
     /// As `std::fs::File::create`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the open: the file may still be created (and
+    /// truncated) on the blocking pool; the descriptor is then closed.
     pub async fn create(path: impl AsRef<Path>) -> io::Result<File> {
         let path = path.as_ref().to_owned();
         blocking(move || std::fs::File::create(path))
@@ -253,6 +288,10 @@ impl File {
     ///
     /// # Errors
     /// A pending write's error, or `fsync(2)`'s.
+    ///
+    /// # Cancel safety
+    /// Dropping it does not stop an `fsync` already started (it completes in the
+    /// background); the file stays usable.
     pub async fn sync_all(&mut self) -> io::Result<()> {
         std::future::poll_fn(|cx| self.poll_idle(cx)).await?;
         if let Some(driver) = uring_driver() {
@@ -266,6 +305,9 @@ impl File {
     ///
     /// # Errors
     /// As `fstat(2)`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it changes nothing.
     pub async fn metadata(&self) -> io::Result<std::fs::Metadata> {
         let f = self.std.clone();
         blocking(move || f.metadata()).await

@@ -32,6 +32,9 @@ pub fn sleep(duration: Duration) -> Sleep {
 ///
 /// # Panics
 /// When polled outside a gort runtime with the reactor.
+///
+/// # Cancel safety
+/// Cancel safe: dropping it removes the timer.
 #[track_caller]
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {

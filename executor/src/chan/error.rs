@@ -36,10 +36,12 @@ impl<T> TrySendError<T> {
         }
     }
 
+    /// The channel's buffer was full (or, unbuffered, no receiver was waiting).
     pub fn is_full(&self) -> bool {
         matches!(self, TrySendError::Full(_))
     }
 
+    /// Every receiver was gone.
     pub fn is_closed(&self) -> bool {
         matches!(self, TrySendError::Closed(_))
     }

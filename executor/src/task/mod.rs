@@ -79,9 +79,11 @@ impl fmt::Display for Id {
 /// for each goroutine on `SIGQUIT`).
 #[derive(Clone, Debug)]
 pub struct TaskDump {
+    /// The task's id, unique for the process's life.
     pub id: Id,
     /// Where it was spawned (`gort::spawn` and friends are `#[track_caller]`).
     pub spawned_at: &'static Location<'static>,
+    /// What it is doing now.
     pub state: TaskState,
     /// `abort()` or shutdown was requested; it stops at its next `.await`.
     pub cancelled: bool,

@@ -32,13 +32,19 @@ pub(crate) fn replace_wait_reason(r: u8) -> u8 {
 pub enum WaitReason {
     /// Not recorded: a future outside gort (or not parked).
     Other = 0,
+    /// A channel `recv`.
     ChanRecv,
+    /// A channel `send`.
     ChanSend,
+    /// A `select!` with no ready branch.
     Select,
     /// A `Mutex`, `RwLock`, `Semaphore` or `OnceCell` initialisation.
     Lock,
+    /// `Notify::notified()`.
     Notify,
+    /// `WaitGroup::wait()`.
     WaitGroup,
+    /// `Barrier::wait()`.
     Barrier,
     /// `Context::done()` (with no deadline).
     Context,

@@ -43,6 +43,11 @@ impl UdpSocket {
     ///
     /// # Errors
     /// As `connect(2)`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe up to the name lookup; once an address is resolved `connect(2)`
+    /// runs without waiting, so a dropped call leaves the socket either connected to
+    /// one of the addresses or as it was.
     pub async fn connect<A: ToSocketAddrs + Send + 'static>(&self, addr: A) -> io::Result<()> {
         let mut last = None;
         for addr in resolve(addr).await? {
