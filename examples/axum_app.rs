@@ -32,13 +32,16 @@ use serde::{Deserialize, Serialize};
 /// A note as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Note {
+    /// The id the server gave it.
     pub id: u64,
+    /// What the note says.
     pub text: String,
 }
 
 /// The body of `POST /notes`.
 #[derive(Debug, Deserialize)]
 pub struct NewNote {
+    /// What the new note says.
     pub text: String,
 }
 

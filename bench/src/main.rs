@@ -32,7 +32,9 @@ pub const CONTENDERS: [&str; 4] = ["gort-uring", "gort-epoll", "tokio", "threads
 /// How big a pass is.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum Size {
+    /// The pass the README's figures come from: every workload, three repetitions.
     Full,
+    /// One repetition of every workload, for a look while you work.
     Quick,
     /// The test suite's pass: every code path, tiny counts.
     Smoke,
