@@ -13,7 +13,7 @@
 //!
 //! | layer | modules | what it is |
 //! |---|---|---|
-//! | 0 | `loom`, `thread`, `coop`, `park` | the loom shim; thread config and shutdown's wait; the budget; how a thread sleeps |
+//! | 0 | `loom`, `thread`, `coop`, `park`, `wait_list` | the loom shim; thread config and shutdown's wait; the budget; how a thread sleeps; the one waiter queue and wake list every channel and lock parks on |
 //! | 1 | `task` | the task cell, `JoinHandle`, wait reasons |
 //! | 2 | `block_on` | polling one future on the calling thread; the entered flag |
 //! | 3 | `chan`, `sync`, `blocking`, `reactor` | channels and locks (runtime-agnostic); the blocking pool; the reactor seam |
@@ -50,5 +50,6 @@ mod sched;
 pub mod sync;
 pub mod task;
 mod thread;
+mod wait_list;
 
 pub use runtime::{spawn, spawn_blocking, Builder, Handle, Runtime};

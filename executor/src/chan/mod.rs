@@ -59,11 +59,12 @@ use std::task::{Context, Poll, Waker};
 use futures_core::Stream;
 
 use self::select::{Action, IsChanOp, Reply, SelectBranch, Wrap};
-use self::state::{wake_all, State, Status, WakeList, Who};
+use self::state::{State, Status, WakeList, Who};
 use crate::block_on::is_entered;
 use crate::coop;
 use crate::loom::{lock, Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::task::wait::BLOCKING_CALLERS;
+use crate::wait_list::WaiterKey;
 
 /// A channel of capacity `cap`. `cap == 0` is Go's unbuffered channel: a send completes
 /// only once a receiver has taken the value.
@@ -142,9 +143,9 @@ impl<T> Chan<T> {
     }
 
     fn close(&self) -> bool {
-        let mut wake = WakeList::new();
+        let mut wake = WakeList::default();
         let closed = self.lock().close(&mut wake);
-        wake_all(wake);
+        wake.wake_all();
         closed
     }
 
@@ -163,19 +164,23 @@ impl<T> Chan<T> {
 
     /// A receive gives up waiter `key`: it leaves the queue, and a value it was handed
     /// but will never return goes back to the channel.
-    fn cancel_recv(&self, key: usize) {
-        let mut wake = WakeList::new();
-        {
+    fn cancel_recv(&self, key: WaiterKey) {
+        let mut wake = WakeList::default();
+        let removed = {
             let mut st = self.lock();
-            if let Some(v) = st.remove_waiter(key, false).value {
+            let mut removed = st.remove_waiter(key, false);
+            if let Some(v) = removed.value.value.take() {
                 st.give_back(v, &mut wake);
             }
-        }
-        wake_all(wake);
+            removed
+        };
+        // The waker (and a select's context) go with the lock released.
+        drop(removed);
+        wake.wake_all();
     }
 
     fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let mut wake = WakeList::new();
+        let mut wake = WakeList::default();
         let res = {
             let mut st = self.lock();
             if st.closed {
@@ -184,12 +189,12 @@ impl<T> Chan<T> {
                 st.try_send(value, &mut wake).map_err(TrySendError::Full)
             }
         };
-        wake_all(wake);
+        wake.wake_all();
         res
     }
 
     fn try_recv(&self) -> Result<T, TryRecvError> {
-        let mut wake = WakeList::new();
+        let mut wake = WakeList::default();
         let res = {
             let mut st = self.lock();
             match st.try_recv(&mut wake) {
@@ -198,7 +203,7 @@ impl<T> Chan<T> {
                 None => Err(TryRecvError::Empty),
             }
         };
-        wake_all(wake);
+        wake.wake_all();
         res
     }
 }
@@ -213,7 +218,7 @@ pub struct Sender<T> {
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
     /// The waiter key of `poll_next` (the `Stream` impl), kept across polls.
-    stream: Option<usize>,
+    stream: Option<WaiterKey>,
 }
 
 impl<T> Sender<T> {
@@ -423,32 +428,35 @@ impl<T> fmt::Debug for Receiver<T> {
 pub struct Recv<'a, T> {
     chan: &'a Arc<Chan<T>>,
     /// The waiter's key while registered.
-    key: Option<usize>,
+    key: Option<WaiterKey>,
 }
 
 impl<T> Unpin for Recv<'_, T> {}
 
 impl<T> Recv<'_, T> {
-    /// One receive step: take what is there, or register `who` as a waiter. While
-    /// waiting, `refresh` (a plain receive's current waker) replaces a stale one.
-    fn poll_step(
-        &mut self,
-        refresh: Option<&Waker>,
-        register: impl FnOnce() -> Who,
-    ) -> Poll<Option<T>> {
-        let mut wake = WakeList::new();
+    /// One receive step: take what is there, or register as a waiter. `waker` is a
+    /// plain receive's current waker (it registers with it, or replaces a stale one);
+    /// a `select!` branch passes `None` once its context was selected.
+    fn poll_step(&mut self, waker: Option<&Waker>) -> Poll<Option<T>> {
+        let mut wake = WakeList::default();
+        // A replaced waker or a finished slot, dropped with the lock released.
+        let mut dropped = None;
+        let mut stale = None;
         let res = {
             let mut st = self.chan.lock();
-            if let Some(key) = self.key {
-                match st.waiters[key].status {
+            if let Some(key) = self.key.take() {
+                match st.status(&key, false) {
                     Status::Done | Status::Closed => {
-                        self.key = None;
-                        Poll::Ready(st.remove_waiter(key, false).value)
+                        let mut removed = st.remove_waiter(key, false);
+                        let v = removed.value.value.take();
+                        dropped = Some(removed);
+                        Poll::Ready(v)
                     }
                     Status::Waiting => {
-                        if let Some(waker) = refresh {
-                            st.refresh_waker(key, waker);
+                        if let Some(waker) = waker {
+                            stale = st.refresh_waker(&key, false, waker);
                         }
+                        self.key = Some(key);
                         Poll::Pending
                     }
                 }
@@ -457,11 +465,13 @@ impl<T> Recv<'_, T> {
             } else if st.closed {
                 Poll::Ready(None)
             } else {
-                self.key = Some(st.push_waiter(false, None, register()));
+                let waker = waker.expect("selected branches are registered");
+                self.key = Some(st.push_waiter(false, None, Who::Solo, Some(waker)));
                 Poll::Pending
             }
         };
-        wake_all(wake);
+        drop((dropped, stale));
+        wake.wake_all();
         res
     }
 }
@@ -471,7 +481,7 @@ impl<T> Future for Recv<'_, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let restore = std::task::ready!(coop::poll_proceed(cx));
-        let res = self.poll_step(Some(cx.waker()), || Who::Solo(Some(cx.waker().clone())));
+        let res = self.poll_step(Some(cx.waker()));
         if res.is_ready() {
             restore.made_progress();
         } else {
@@ -520,38 +530,40 @@ pub struct Send<'a, T> {
     /// The value, until it is sent or parked in a waiter slot.
     value: Option<T>,
     /// The waiter's key while registered.
-    key: Option<usize>,
+    key: Option<WaiterKey>,
 }
 
 impl<T> Unpin for Send<'_, T> {}
 
 impl<T> Send<'_, T> {
-    fn poll_step(
-        &mut self,
-        refresh: Option<&Waker>,
-        register: impl FnOnce() -> Who,
-    ) -> Poll<Result<(), SendError<T>>> {
-        let mut wake = WakeList::new();
+    /// One send step: hand the value over, or register as a waiter holding it.
+    /// `waker` as in [`Recv::poll_step`].
+    fn poll_step(&mut self, waker: Option<&Waker>) -> Poll<Result<(), SendError<T>>> {
+        let mut wake = WakeList::default();
+        // A replaced waker or a finished slot, dropped with the lock released.
+        let mut dropped = None;
+        let mut stale = None;
         let res = {
             let mut st = self.chan.lock();
-            if let Some(key) = self.key {
-                match st.waiters[key].status {
+            if let Some(key) = self.key.take() {
+                match st.status(&key, true) {
                     Status::Waiting => {
-                        if let Some(waker) = refresh {
-                            st.refresh_waker(key, waker);
+                        if let Some(waker) = waker {
+                            stale = st.refresh_waker(&key, true, waker);
                         }
+                        self.key = Some(key);
                         Poll::Pending
                     }
                     Status::Done => {
-                        self.key = None;
-                        st.remove_waiter(key, true);
+                        dropped = Some(st.remove_waiter(key, true));
                         Poll::Ready(Ok(()))
                     }
                     Status::Closed => {
-                        self.key = None;
-                        let w = st.remove_waiter(key, true);
+                        let mut removed = st.remove_waiter(key, true);
+                        let value = removed.value.value.take();
+                        dropped = Some(removed);
                         Poll::Ready(Err(SendError(
-                            w.value.expect("closed sender keeps its value"),
+                            value.expect("closed sender keeps its value"),
                         )))
                     }
                 }
@@ -563,23 +575,26 @@ impl<T> Send<'_, T> {
                     match st.try_send(value, &mut wake) {
                         Ok(()) => Poll::Ready(Ok(())),
                         Err(value) => {
-                            self.key = Some(st.push_waiter(true, Some(value), register()));
+                            let waker = waker.expect("selected branches are registered");
+                            self.key =
+                                Some(st.push_waiter(true, Some(value), Who::Solo, Some(waker)));
                             Poll::Pending
                         }
                     }
                 }
             }
         };
-        wake_all(wake);
+        drop((dropped, stale));
+        wake.wake_all();
         res
     }
 
     /// Removes the waiter, taking the value back (the select gave up on this branch).
     fn unregister(&mut self) {
         if let Some(key) = self.key.take() {
-            let w = self.chan.lock().remove_waiter(key, true);
-            debug_assert_eq!(w.status, Status::Waiting);
-            self.value = w.value;
+            let mut removed = self.chan.lock().remove_waiter(key, true);
+            debug_assert_eq!(removed.value.status, Status::Waiting);
+            self.value = removed.value.value.take();
         }
     }
 }
@@ -589,7 +604,7 @@ impl<T> Future for Send<'_, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let restore = std::task::ready!(coop::poll_proceed(cx));
-        let res = self.poll_step(Some(cx.waker()), || Who::Solo(Some(cx.waker().clone())));
+        let res = self.poll_step(Some(cx.waker()));
         if res.is_ready() {
             restore.made_progress();
         } else {
@@ -604,8 +619,8 @@ impl<T> Drop for Send<'_, T> {
         if let Some(key) = self.key.take() {
             // Waiting: the value is dropped unsent. Done: it was delivered. Closed: it
             // is dropped. In every case the slot goes.
-            let w = self.chan.lock().remove_waiter(key, true);
-            drop(w);
+            let removed = self.chan.lock().remove_waiter(key, true);
+            drop(removed);
         }
     }
 }
@@ -653,7 +668,7 @@ impl<T> SelectBranch for RecvBranch<'_, T> {
         let recv = &mut self.0;
         match action {
             Action::Try => {
-                let mut wake = WakeList::new();
+                let mut wake = WakeList::default();
                 let res = {
                     let mut st = recv.chan.lock();
                     match st.try_recv(&mut wake) {
@@ -662,7 +677,7 @@ impl<T> SelectBranch for RecvBranch<'_, T> {
                         None => Reply::Pending,
                     }
                 };
-                wake_all(wake);
+                wake.wake_all();
                 res
             }
             Action::Register(ctx, op) => {
@@ -670,14 +685,11 @@ impl<T> SelectBranch for RecvBranch<'_, T> {
                 if st.recv_ready(Some(ctx)) {
                     return Reply::ReadyNow;
                 }
-                recv.key = Some(st.push_waiter(
-                    false,
-                    None,
-                    Who::Select {
-                        ctx: ctx.clone(),
-                        op,
-                    },
-                ));
+                let who = Who::Select {
+                    ctx: ctx.clone(),
+                    op,
+                };
+                recv.key = Some(st.push_waiter(false, None, who, None));
                 Reply::Pending
             }
             Action::Unregister => {
@@ -687,12 +699,10 @@ impl<T> SelectBranch for RecvBranch<'_, T> {
                 }
                 Reply::Pending
             }
-            Action::TakeSelected => {
-                match recv.poll_step(None, || unreachable!("selected branches are registered")) {
-                    Poll::Ready(v) => Reply::Ready(v),
-                    Poll::Pending => Reply::Pending,
-                }
-            }
+            Action::TakeSelected => match recv.poll_step(None) {
+                Poll::Ready(v) => Reply::Ready(v),
+                Poll::Pending => Reply::Pending,
+            },
         }
     }
 }
@@ -708,7 +718,7 @@ impl<T> SelectBranch for SendBranch<'_, T> {
         let send = &mut self.0;
         match action {
             Action::Try => {
-                let mut wake = WakeList::new();
+                let mut wake = WakeList::default();
                 let res = {
                     let mut st = send.chan.lock();
                     let value = send
@@ -727,7 +737,7 @@ impl<T> SelectBranch for SendBranch<'_, T> {
                         }
                     }
                 };
-                wake_all(wake);
+                wake.wake_all();
                 res
             }
             Action::Register(ctx, op) => {
@@ -736,26 +746,21 @@ impl<T> SelectBranch for SendBranch<'_, T> {
                     return Reply::ReadyNow;
                 }
                 let value = send.value.take();
-                send.key = Some(st.push_waiter(
-                    true,
-                    value,
-                    Who::Select {
-                        ctx: ctx.clone(),
-                        op,
-                    },
-                ));
+                let who = Who::Select {
+                    ctx: ctx.clone(),
+                    op,
+                };
+                send.key = Some(st.push_waiter(true, value, who, None));
                 Reply::Pending
             }
             Action::Unregister => {
                 send.unregister();
                 Reply::Pending
             }
-            Action::TakeSelected => {
-                match send.poll_step(None, || unreachable!("selected branches are registered")) {
-                    Poll::Ready(v) => Reply::Ready(v),
-                    Poll::Pending => Reply::Pending,
-                }
-            }
+            Action::TakeSelected => match send.poll_step(None) {
+                Poll::Ready(v) => Reply::Ready(v),
+                Poll::Pending => Reply::Pending,
+            },
         }
     }
 }

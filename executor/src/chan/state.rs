@@ -3,8 +3,9 @@
 //!
 //! # Waiters
 //!
-//! A blocked `send` or `recv` is a [`Waiter`] in the channel's slab: the value being
-//! handed over, a status, and who to wake. Its key sits in `sendq` or `recvq`. Whoever
+//! A blocked `send` or `recv` is a [`Waiter`] in `sendq` or `recvq`, the crate's one
+//! waiter queue (`wait_list.rs`: O(1) push, pop and cancel): the value being handed
+//! over, a status, and who to wake. Its future owns the slot's key. Whoever
 //! pairs with a waiter does the whole hand-over under the lock — moves the value into
 //! or out of the waiter, marks it `Done` or `Closed` — and wakes it after unlocking.
 //! The waiting future, when polled again, takes its result out of the slot and frees
@@ -31,14 +32,14 @@
 use std::collections::VecDeque;
 use std::task::Waker;
 
-use slab::Slab;
-
 use super::select::SelectCtx;
 use crate::loom::Arc;
+use crate::wait_list::{Removed, WaitList, WaiterKey};
 
-/// Who a waiter wakes, and how pairing with it is decided.
+/// How pairing with a waiter is decided. A plain waiter's waker is kept by its queue
+/// slot; a select's branches share one context, which holds the select's waker.
 pub(crate) enum Who {
-    Solo(Option<Waker>),
+    Solo,
     Select { ctx: Arc<SelectCtx>, op: usize },
 }
 
@@ -57,35 +58,20 @@ pub(crate) struct Waiter<T> {
     pub(crate) who: Who,
 }
 
-/// Wakers collected under the lock, woken after it is released. Almost every
-/// operation wakes at most one party, so the first is kept inline: the hot path does
-/// not allocate.
-#[derive(Default)]
-pub(crate) struct WakeList {
-    first: Option<Wake>,
-    rest: Vec<Wake>,
-}
-
-impl WakeList {
-    pub(crate) fn new() -> WakeList {
-        WakeList::default()
-    }
-
-    fn push(&mut self, w: Wake) {
-        if self.first.is_none() {
-            self.first = Some(w);
-        } else {
-            self.rest.push(w);
-        }
-    }
-}
-
+/// A channel's wake-ups: plain wakers, and the contexts of selects whose branch was
+/// paired with.
 pub(crate) enum Wake {
     Waker(Waker),
     Ctx(Arc<SelectCtx>),
 }
 
-impl Wake {
+impl From<Waker> for Wake {
+    fn from(w: Waker) -> Wake {
+        Wake::Waker(w)
+    }
+}
+
+impl crate::wait_list::Wake for Wake {
     fn wake(self) {
         match self {
             Wake::Waker(w) => w.wake(),
@@ -94,14 +80,10 @@ impl Wake {
     }
 }
 
-pub(crate) fn wake_all(list: WakeList) {
-    if let Some(w) = list.first {
-        w.wake();
-    }
-    if !list.rest.is_empty() {
-        list.rest.into_iter().for_each(Wake::wake);
-    }
-}
+/// Wake-ups collected under the channel's lock, woken after it is released.
+pub(crate) type WakeList = crate::wait_list::WakeList<Wake>;
+
+type Queue<T> = WaitList<Waiter<T>>;
 
 pub(crate) struct State<T> {
     pub(crate) buf: VecDeque<T>,
@@ -110,9 +92,38 @@ pub(crate) struct State<T> {
     pub(crate) cap: usize,
     pub(crate) unbounded: bool,
     pub(crate) closed: bool,
-    pub(crate) waiters: Slab<Waiter<T>>,
-    pub(crate) sendq: VecDeque<usize>,
-    pub(crate) recvq: VecDeque<usize>,
+    sendq: Queue<T>,
+    recvq: Queue<T>,
+}
+
+/// Dequeues the first waiter of `q` that can be paired with, claiming its select
+/// context if it has one, and queues its wake-up; the caller completes the hand-over
+/// through the returned waiter. Stale select waiters (another branch won) are dequeued
+/// and skipped; their owner frees the slot.
+fn pair<'q, T>(q: &'q mut Queue<T>, wake: &mut WakeList) -> Option<&'q mut Waiter<T>> {
+    loop {
+        let claimed = match &q.front_mut()?.who {
+            Who::Solo => true,
+            Who::Select { ctx, op } => ctx.try_select(*op),
+        };
+        if claimed {
+            let w = q.pop_front(wake).expect("the front was just seen");
+            if let Who::Select { ctx, .. } = &w.who {
+                wake.push(Wake::Ctx(ctx.clone()));
+            }
+            return Some(w);
+        }
+        q.pop_front(wake);
+    }
+}
+
+/// Is a waiter of `q` other than the select `me` ready to pair? A peek: nothing is
+/// claimed.
+fn any_pairable<T>(q: &Queue<T>, me: Option<&Arc<SelectCtx>>) -> bool {
+    q.iter().any(|w| match &w.who {
+        Who::Solo => true,
+        Who::Select { ctx, .. } => me.is_none_or(|me| !Arc::ptr_eq(me, ctx)) && ctx.is_waiting(),
+    })
 }
 
 impl<T> State<T> {
@@ -123,45 +134,16 @@ impl<T> State<T> {
             cap: cap.unwrap_or(usize::MAX),
             unbounded: cap.is_none(),
             closed: false,
-            waiters: Slab::new(),
-            sendq: VecDeque::new(),
-            recvq: VecDeque::new(),
+            sendq: WaitList::new(),
+            recvq: WaitList::new(),
         }
     }
 
-    /// Pops the first waiter of `recvq` (or `sendq`) that can be paired with, claiming
-    /// its select context if it has one. Stale select waiters are dropped from the queue
-    /// (their owner frees the slot).
-    fn pop_pairable(&mut self, senders: bool) -> Option<usize> {
-        let q = if senders {
+    fn queue(&mut self, senders: bool) -> &mut Queue<T> {
+        if senders {
             &mut self.sendq
         } else {
             &mut self.recvq
-        };
-        while let Some(key) = q.pop_front() {
-            match &self.waiters[key].who {
-                Who::Solo(_) => return Some(key),
-                Who::Select { ctx, op } => {
-                    if ctx.try_select(*op) {
-                        return Some(key);
-                    }
-                }
-            }
-        }
-        None
-    }
-
-    /// Marks waiter `key` finished and queues its wake-up.
-    fn finish(&mut self, key: usize, status: Status, wake: &mut WakeList) {
-        let w = &mut self.waiters[key];
-        w.status = status;
-        match &mut w.who {
-            Who::Solo(waker) => {
-                if let Some(waker) = waker.take() {
-                    wake.push(Wake::Waker(waker));
-                }
-            }
-            Who::Select { ctx, .. } => wake.push(Wake::Ctx(ctx.clone())),
         }
     }
 
@@ -169,9 +151,9 @@ impl<T> State<T> {
     /// first.
     pub(crate) fn try_send(&mut self, value: T, wake: &mut WakeList) -> Result<(), T> {
         debug_assert!(!self.closed);
-        if let Some(key) = self.pop_pairable(false) {
-            self.waiters[key].value = Some(value);
-            self.finish(key, Status::Done, wake);
+        if let Some(w) = pair(&mut self.recvq, wake) {
+            w.value = Some(value);
+            w.status = Status::Done;
             return Ok(());
         }
         if self.buf.len() < self.cap {
@@ -186,92 +168,78 @@ impl<T> State<T> {
     pub(crate) fn try_recv(&mut self, wake: &mut WakeList) -> Option<T> {
         if let Some(v) = self.buf.pop_front() {
             // A blocked sender may now move its value into the freed slot.
-            if let Some(key) = self.pop_pairable(true) {
-                let sent = self.waiters[key]
-                    .value
-                    .take()
-                    .expect("a waiting sender holds its value");
+            if let Some(w) = pair(&mut self.sendq, wake) {
+                let sent = w.value.take().expect("a waiting sender holds its value");
+                w.status = Status::Done;
                 self.buf.push_back(sent);
-                self.finish(key, Status::Done, wake);
             }
             return Some(v);
         }
         // Unbuffered (or drained) channel: take straight from a waiting sender.
-        let key = self.pop_pairable(true)?;
-        let v = self.waiters[key]
-            .value
-            .take()
-            .expect("a waiting sender holds its value");
-        self.finish(key, Status::Done, wake);
-        Some(v)
+        let w = pair(&mut self.sendq, wake)?;
+        w.status = Status::Done;
+        Some(w.value.take().expect("a waiting sender holds its value"))
     }
 
     /// Would a receive complete now (a value, a waiting sender other than `me`, or
     /// closed)? A peek: nothing is claimed.
     pub(crate) fn recv_ready(&self, me: Option<&Arc<SelectCtx>>) -> bool {
-        !self.buf.is_empty() || self.closed || self.any_pairable(&self.sendq, me)
+        !self.buf.is_empty() || self.closed || any_pairable(&self.sendq, me)
     }
 
     /// Would a send complete now (a waiting receiver other than `me`, room, or closed)?
     pub(crate) fn send_ready(&self, me: Option<&Arc<SelectCtx>>) -> bool {
-        self.closed || self.buf.len() < self.cap || self.any_pairable(&self.recvq, me)
+        self.closed || self.buf.len() < self.cap || any_pairable(&self.recvq, me)
     }
 
-    fn any_pairable(&self, q: &VecDeque<usize>, me: Option<&Arc<SelectCtx>>) -> bool {
-        q.iter().any(|&key| match &self.waiters[key].who {
-            Who::Solo(_) => true,
-            Who::Select { ctx, .. } => {
-                me.is_none_or(|me| !Arc::ptr_eq(me, ctx)) && ctx.is_waiting()
-            }
-        })
+    /// The status of waiter `key`.
+    pub(crate) fn status(&self, key: &WaiterKey, sender: bool) -> Status {
+        let q = if sender { &self.sendq } else { &self.recvq };
+        q.value(key).status
     }
 
     /// A plain waiter was polled again, maybe by another task's waker: keep it current.
-    pub(crate) fn refresh_waker(&mut self, key: usize, waker: &Waker) {
-        if let Who::Solo(w) = &mut self.waiters[key].who {
-            if !w.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                *w = Some(waker.clone());
-            }
-        }
+    /// Returns the waker it replaced, to drop after unlocking.
+    #[must_use = "drop the replaced waker after releasing the lock"]
+    pub(crate) fn refresh_waker(
+        &mut self,
+        key: &WaiterKey,
+        sender: bool,
+        waker: &Waker,
+    ) -> Option<Waker> {
+        self.queue(sender).set_waker(key, waker)
     }
 
-    /// Enqueues a waiter; returns its key.
-    pub(crate) fn push_waiter(&mut self, sender: bool, value: Option<T>, who: Who) -> usize {
-        let key = self.waiters.insert(Waiter {
+    /// Enqueues a waiter; its future owns the returned key. `waker` is a plain
+    /// waiter's (a select's lives in its context).
+    pub(crate) fn push_waiter(
+        &mut self,
+        sender: bool,
+        value: Option<T>,
+        who: Who,
+        waker: Option<&Waker>,
+    ) -> WaiterKey {
+        let waiter = Waiter {
             value,
             status: Status::Waiting,
             who,
-        });
-        if sender {
-            self.sendq.push_back(key);
-        } else {
-            self.recvq.push_back(key);
-        }
-        key
+        };
+        self.queue(sender).push_back(waiter, waker)
     }
 
-    /// Removes waiter `key` (from its queue too, if still queued) and returns it.
-    pub(crate) fn remove_waiter(&mut self, key: usize, sender: bool) -> Waiter<T> {
-        let w = self.waiters.remove(key);
-        if w.status == Status::Waiting {
-            let q = if sender {
-                &mut self.sendq
-            } else {
-                &mut self.recvq
-            };
-            if let Some(pos) = q.iter().position(|&k| k == key) {
-                q.remove(pos);
-            }
-        }
-        w
+    /// Removes waiter `key` (from its queue too, if still queued) in O(1). Drop the
+    /// returned waker after unlocking.
+    #[must_use = "drop the returned waker after releasing the lock"]
+    pub(crate) fn remove_waiter(&mut self, key: WaiterKey, sender: bool) -> Removed<Waiter<T>> {
+        self.queue(sender).remove(key)
     }
 
     /// A receiver got `value` but will not return it: hand it to the next waiting
     /// receiver, or put it back at the front of the buffer (possibly past capacity).
     pub(crate) fn give_back(&mut self, value: T, wake: &mut WakeList) {
-        if let Some(key) = self.pop_pairable(false) {
-            self.waiters[key].value = Some(value);
-            self.finish(key, Status::Done, wake);
+        if let Some(w) = pair(&mut self.recvq, wake) {
+            w.value = Some(value);
+            w.status = Status::Done;
         } else {
             self.buf.push_front(value);
         }
@@ -283,9 +251,9 @@ impl<T> State<T> {
             return false;
         }
         self.closed = true;
-        for senders in [false, true] {
-            while let Some(key) = self.pop_pairable(senders) {
-                self.finish(key, Status::Closed, wake);
+        for q in [&mut self.recvq, &mut self.sendq] {
+            while let Some(w) = pair(q, wake) {
+                w.status = Status::Closed;
             }
         }
         true

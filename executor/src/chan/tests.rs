@@ -115,3 +115,35 @@ fn chan_select_registers_then_is_completed_by_a_sender() {
     assert!(_btx.try_send(1).unwrap_err().is_full());
     let _ = Reply::<()>::Pending;
 }
+
+/// Cancelled waiters leave the queue from anywhere in it (the wait list's O(1) unlink),
+/// and the survivors are still served first come, first served.
+#[test]
+fn chan_cancel_from_the_middle_keeps_fifo() {
+    let (tx, rx) = bounded::<usize>(0);
+    let (_, w) = counting();
+    let mut recvs: Vec<_> = (0..64).map(|_| Box::pin(rx.recv())).collect();
+    for r in &mut recvs {
+        assert!(poll(r.as_mut(), &w).is_pending());
+    }
+    // Drop every odd waiter, last first, so unlinks hit the tail, the middle and
+    // neighbours of removed slots.
+    let mut kept = Vec::new();
+    for (i, r) in recvs.into_iter().enumerate().rev() {
+        if i % 2 == 0 {
+            kept.push((i, r));
+        }
+    }
+    kept.reverse();
+    for (i, _) in &kept {
+        assert_eq!(tx.try_send(*i), Ok(()), "a waiting receiver takes it");
+    }
+    for (i, mut r) in kept {
+        assert_eq!(poll(r.as_mut(), &w), Poll::Ready(Some(i)));
+    }
+    assert_eq!(
+        tx.try_send(0),
+        Err(TrySendError::Full(0)),
+        "nobody waits any more"
+    );
+}

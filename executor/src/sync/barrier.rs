@@ -25,9 +25,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
-use super::wait_list::{WaitList, WaiterKey, WakeList};
 use crate::coop;
 use crate::loom::{lock, Mutex};
+use crate::wait_list::{WaitList, WaiterKey, WakeList};
 
 /// Lets `n` tasks wait for each other, generation after generation.
 ///

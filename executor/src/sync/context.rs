@@ -61,9 +61,9 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use super::wait_list::{WaitList, WaiterKey, WakeList};
 use crate::coop;
 use crate::loom::{lock, Arc, AtomicU32, Mutex, Ordering};
+use crate::wait_list::{WaitList, WaiterKey, WakeList};
 
 /// Values of `Node::err`. Set once, from `LIVE` to one of the others.
 const LIVE: u32 = 0;

@@ -79,7 +79,6 @@ mod once;
 mod rwlock;
 mod semaphore;
 mod wait_group;
-mod wait_list;
 
 #[cfg(all(test, loom))]
 mod loom_tests;

@@ -31,9 +31,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
-use super::wait_list::{WaitList, WaiterKey, WakeList};
 use crate::coop;
 use crate::loom::{lock, AtomicUsize, Mutex, Ordering};
+use crate::wait_list::{WaitList, WaiterKey, WakeList};
 
 /// Wakes tasks waiting on it; remembers one wake-up if nobody waits.
 ///

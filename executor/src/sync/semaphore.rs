@@ -36,9 +36,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll, Waker};
 
-use super::wait_list::{WaitList, WaiterKey, WakeList};
 use crate::coop;
 use crate::loom::{lock, Mutex};
+use crate::wait_list::{WaitList, WaiterKey, WakeList};
 
 /// The most free permits a semaphore can hold. Half of `usize`: more than any real use,
 /// and the headroom means that permits coming back while `add_permits` has topped the

@@ -25,9 +25,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
-use super::wait_list::{WaitList, WaiterKey, WakeList};
 use crate::coop;
 use crate::loom::{lock, Arc, Mutex};
+use crate::wait_list::{WaitList, WaiterKey, WakeList};
 
 /// Go's panic message for a counter below zero.
 const NEGATIVE_COUNTER: &str = "sync: negative WaitGroup counter";

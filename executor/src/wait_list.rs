@@ -1,10 +1,12 @@
-//! The waiter queue shared by every primitive: a FIFO of parked futures, each with a
-//! value the primitive defines (permits needed, a notification kind, nothing at all).
+//! The waiter queue shared by every primitive, channels included: a FIFO of parked
+//! futures, each with a value the primitive defines (permits needed, a notification
+//! kind, a channel's value in transit, nothing at all).
 //!
 //! # Shape
 //!
 //! A doubly-linked list threaded through a [`Slab`]: `push_back`, `pop_front` and the
-//! removal of any waiter are O(1), and the slots of dropped waiters are reused, so the
+//! removal of any waiter are O(1) (a cancelled channel send or receive, a dropped lock
+//! future), and the slots of dropped waiters are reused, so the
 //! queue's memory is bounded by the largest number of waiters that were ever parked at
 //! once (and is given back when the queue empties after a burst, see
 //! [`SHRINK_ABOVE_SLOTS`]).
@@ -33,6 +35,14 @@
 //! so need its lock. Hence nothing here drops a waker: `pop_front` moves it into a
 //! [`WakeList`] to be woken after unlocking, and `set_waker` and `remove` hand back the
 //! waker they displace, for the caller to drop after unlocking.
+//!
+//! A `WakeList` holds [`Waker`]s, or anything else that can be woken ([`Wake`]): a
+//! channel's list also holds the shared contexts of `select!`s, which wake whichever
+//! waker their select last stored.
+//!
+//! Links are `u32`s: a queue with four billion parked futures is not one we can reach,
+//! and the narrower links keep a slot at the size of its value plus a waker and 12
+//! bytes (a channel holds two queues, and Go's `hchan` is the size to beat).
 
 #![forbid(unsafe_code)]
 
@@ -48,7 +58,7 @@ const SHRINK_ABOVE_SLOTS: usize = 64;
 
 /// Names one waiter's slot. Owned by the waiting future; see the module docs.
 #[derive(Debug)]
-pub(super) struct WaiterKey(usize);
+pub(crate) struct WaiterKey(usize);
 
 struct Slot<T> {
     value: T,
@@ -56,78 +66,105 @@ struct Slot<T> {
     waker: Option<Waker>,
     /// Linked into the queue (see the table in the module docs).
     queued: bool,
-    prev: Option<usize>,
-    next: Option<usize>,
+    prev: Link,
+    next: Link,
+}
+
+/// A slab index, or [`NIL`].
+type Link = u32;
+const NIL: Link = Link::MAX;
+
+fn link(idx: usize) -> Link {
+    assert!(
+        idx < NIL as usize,
+        "more than 4 billion parked waiters on one queue"
+    );
+    idx as Link
+}
+
+fn index(l: Link) -> Option<usize> {
+    (l != NIL).then_some(l as usize)
 }
 
 /// A FIFO of waiters; see the module docs.
-pub(super) struct WaitList<T> {
+pub(crate) struct WaitList<T> {
     slots: Slab<Slot<T>>,
-    head: Option<usize>,
-    tail: Option<usize>,
+    head: Link,
+    tail: Link,
     /// Number of queued (linked) waiters.
-    queued: usize,
+    queued: u32,
 }
 
 impl<T> WaitList<T> {
-    pub(super) const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         WaitList {
             slots: Slab::new(),
-            head: None,
-            tail: None,
+            head: NIL,
+            tail: NIL,
             queued: 0,
         }
     }
 
     /// No waiter is queued (dequeued slots whose futures have not looked yet do not
     /// count: they wait for nothing).
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.queued == 0
     }
 
     /// Number of queued waiters.
-    pub(super) fn len(&self) -> usize {
-        self.queued
+    pub(crate) fn len(&self) -> usize {
+        self.queued as usize
     }
 
     /// Number of slots in use, queued or dequeued: what a leak would make grow.
     #[cfg(all(test, not(loom)))]
-    pub(super) fn slots_in_use(&self) -> usize {
+    pub(crate) fn slots_in_use(&self) -> usize {
         self.slots.len()
     }
 
     /// Appends a waiter; its future owns the returned key.
-    pub(super) fn push_back(&mut self, value: T, waker: Option<&Waker>) -> WaiterKey {
+    pub(crate) fn push_back(&mut self, value: T, waker: Option<&Waker>) -> WaiterKey {
         let idx = self.slots.insert(Slot {
             value,
             waker: waker.cloned(),
             queued: true,
             prev: self.tail,
-            next: None,
+            next: NIL,
         });
-        match self.tail {
-            Some(t) => self.slots[t].next = Some(idx),
-            None => self.head = Some(idx),
+        let l = link(idx);
+        match index(self.tail) {
+            Some(t) => self.slots[t].next = l,
+            None => self.head = l,
         }
-        self.tail = Some(idx);
+        self.tail = l;
         self.queued += 1;
         WaiterKey(idx)
     }
 
     /// Whether the waiter is still queued (not yet dequeued by a notifier).
-    pub(super) fn is_queued(&self, key: &WaiterKey) -> bool {
+    pub(crate) fn is_queued(&self, key: &WaiterKey) -> bool {
         self.slots[key.0].queued
     }
 
-    pub(super) fn value(&self, key: &WaiterKey) -> &T {
+    pub(crate) fn value(&self, key: &WaiterKey) -> &T {
         &self.slots[key.0].value
+    }
+
+    /// The values of the queued waiters, first to last.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        let mut at = self.head;
+        std::iter::from_fn(move || {
+            let slot = &self.slots[index(at)?];
+            at = slot.next;
+            Some(&slot.value)
+        })
     }
 
     /// Stores `waker` for a queued waiter, unless the stored one already wakes the
     /// same task (the common case: one clone per park, not one per poll). Returns the
     /// waker it replaced, for the caller to drop after releasing its lock.
     #[must_use = "drop the replaced waker after releasing the lock"]
-    pub(super) fn set_waker(&mut self, key: &WaiterKey, waker: &Waker) -> Option<Waker> {
+    pub(crate) fn set_waker(&mut self, key: &WaiterKey, waker: &Waker) -> Option<Waker> {
         let slot = &mut self.slots[key.0];
         match &mut slot.waker {
             Some(w) if w.will_wake(waker) => None,
@@ -136,24 +173,26 @@ impl<T> WaitList<T> {
     }
 
     /// The value of the first queued waiter.
-    pub(super) fn front_mut(&mut self) -> Option<&mut T> {
-        let h = self.head?;
+    pub(crate) fn front_mut(&mut self) -> Option<&mut T> {
+        let h = index(self.head)?;
         Some(&mut self.slots[h].value)
     }
 
     /// Dequeues the first waiter, moving its waker into `wakes`, and returns its value
     /// so the caller can record what the waiter was given. The slot stays allocated
     /// until its future calls [`remove`](Self::remove).
-    pub(super) fn pop_front(&mut self, wakes: &mut WakeList) -> Option<&mut T> {
-        let h = self.head?;
+    pub(crate) fn pop_front<W: Wake>(&mut self, wakes: &mut WakeList<W>) -> Option<&mut T> {
+        let h = index(self.head)?;
         self.unlink(h);
         let slot = &mut self.slots[h];
-        wakes.push(slot.waker.take());
+        if let Some(w) = slot.waker.take() {
+            wakes.push(W::from(w));
+        }
         Some(&mut slot.value)
     }
 
     /// Dequeues every waiter, calling `f` on each value in FIFO order.
-    pub(super) fn drain(&mut self, wakes: &mut WakeList, mut f: impl FnMut(&mut T)) {
+    pub(crate) fn drain<W: Wake>(&mut self, wakes: &mut WakeList<W>, mut f: impl FnMut(&mut T)) {
         while let Some(v) = self.pop_front(wakes) {
             f(v);
         }
@@ -161,7 +200,7 @@ impl<T> WaitList<T> {
 
     /// Frees the waiter's slot, unlinking it first if it is still queued.
     #[must_use = "drop the returned waker after releasing the lock"]
-    pub(super) fn remove(&mut self, key: WaiterKey) -> Removed<T> {
+    pub(crate) fn remove(&mut self, key: WaiterKey) -> Removed<T> {
         let was_queued = self.slots[key.0].queued;
         if was_queued {
             self.unlink(key.0);
@@ -182,13 +221,16 @@ impl<T> WaitList<T> {
             let slot = &mut self.slots[idx];
             debug_assert!(slot.queued, "unlinking a waiter that is not queued");
             slot.queued = false;
-            (slot.prev.take(), slot.next.take())
+            (
+                std::mem::replace(&mut slot.prev, NIL),
+                std::mem::replace(&mut slot.next, NIL),
+            )
         };
-        match prev {
+        match index(prev) {
             Some(p) => self.slots[p].next = next,
             None => self.head = next,
         }
-        match next {
+        match index(next) {
             Some(n) => self.slots[n].prev = prev,
             None => self.tail = prev,
         }
@@ -205,34 +247,57 @@ impl<T> std::fmt::Debug for WaitList<T> {
 }
 
 /// What [`WaitList::remove`] returns.
-pub(super) struct Removed<T> {
-    pub(super) value: T,
+pub(crate) struct Removed<T> {
+    pub(crate) value: T,
     /// The waiter was still queued (nobody had dequeued it).
-    pub(super) was_queued: bool,
+    pub(crate) was_queued: bool,
     /// The waker still stored: `Some` only for a waiter that was still queued. Drop it
     /// after releasing the lock (see [`WaitList`]'s module docs).
-    pub(super) waker: Option<Waker>,
+    pub(crate) waker: Option<Waker>,
+}
+
+/// Something a [`WakeList`] can hold: a [`Waker`], or a primitive's own wake-up (a
+/// `select!`'s shared context) that a waiter's stored waker converts into.
+pub(crate) trait Wake: From<Waker> {
+    /// Wakes it; called with no lock held.
+    fn wake(self);
+}
+
+impl Wake for Waker {
+    fn wake(self) {
+        Waker::wake(self);
+    }
 }
 
 /// Wakers collected under a lock, to be woken after it is released.
 ///
-/// The first waker is stored inline: releasing a mutex or a permit wakes one waiter,
-/// and that path should not allocate. Call [`wake_all`](Self::wake_all) after dropping
-/// the guard; a `WakeList` dropped without it drops its wakers unwoken (that only
-/// happens while unwinding).
-#[derive(Default)]
-pub(super) struct WakeList {
-    first: Option<Waker>,
-    rest: Vec<Waker>,
+/// The first waker is stored inline: releasing a mutex or a permit, or a channel
+/// hand-over, wakes one waiter, and that path should not allocate. Call
+/// [`wake_all`](Self::wake_all) after dropping the guard; a `WakeList` dropped without
+/// it drops its wakers unwoken (that only happens while unwinding).
+pub(crate) struct WakeList<W = Waker> {
+    first: Option<W>,
+    rest: Vec<W>,
 }
 
 impl WakeList {
-    pub(super) fn new() -> Self {
+    /// A list of plain wakers; `WakeList::default()` makes one of another [`Wake`].
+    pub(crate) fn new() -> Self {
         WakeList::default()
     }
+}
 
-    pub(super) fn push(&mut self, waker: Option<Waker>) {
-        let Some(w) = waker else { return };
+impl<W> Default for WakeList<W> {
+    fn default() -> Self {
+        WakeList {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<W: Wake> WakeList<W> {
+    pub(crate) fn push(&mut self, w: W) {
         if self.first.is_none() {
             self.first = Some(w);
         } else {
@@ -241,7 +306,7 @@ impl WakeList {
     }
 
     /// Wakes everything collected. Call it with no lock held.
-    pub(super) fn wake_all(self) {
+    pub(crate) fn wake_all(self) {
         if let Some(w) = self.first {
             w.wake();
         }
