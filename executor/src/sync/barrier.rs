@@ -23,10 +23,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
-use crate::coop;
 use crate::loom::{lock, Mutex};
+use crate::task::WaitReason;
 use crate::wait_list::{WaitList, WaiterKey, WakeList};
 
 /// Lets `n` tasks wait for each other, generation after generation.
@@ -124,18 +124,9 @@ impl Future for BarrierWait<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<BarrierWaitResult> {
         let this = self.get_mut();
-        let coop = ready!(coop::poll_proceed(cx));
-        let mut wakes = WakeList::new();
-        let (poll, stale_waker) = this.poll_locked(cx, &mut wakes);
-        // Both after the lock is released (see `wait_list.rs`).
-        drop(stale_waker);
-        wakes.wake_all();
-        if poll.is_ready() {
-            coop.made_progress();
-        } else {
-            crate::task::set_wait_reason(crate::task::WaitReason::Barrier);
-        }
-        poll
+        super::poll_parked(cx, WaitReason::Barrier, |cx, wakes| {
+            this.poll_locked(cx, wakes)
+        })
     }
 }
 

@@ -56,13 +56,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Poll, Waker};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::coop;
 use crate::loom::{lock, Arc, AtomicU32, Mutex, Ordering};
+use crate::task::WaitReason;
 use crate::wait_list::{WaitList, WaiterKey, WakeList};
 
 /// Values of `Node::err`. Set once, from `LIVE` to one of the others.
@@ -433,20 +433,15 @@ impl Future for Done<'_> {
             crate::task::set_wait_reason(crate::task::WaitReason::Context);
             return Poll::Pending;
         };
-        let coop = ready!(coop::poll_proceed(cx));
-        // Checks the deadline (and cancels on it) before looking at the queue.
-        let _ = check(node);
-        let (poll, stale_waker) = this.poll_locked(node, cx);
-        // Dropped with the lock released (see `wait_list.rs`).
-        drop(stale_waker);
-        if poll.is_ready() {
-            coop.made_progress();
-        } else if node.deadline.is_some() {
-            crate::task::set_wait_reason(crate::task::WaitReason::Timer);
-        } else {
-            crate::task::set_wait_reason(crate::task::WaitReason::Context);
-        }
-        poll
+        let reason = match node.deadline {
+            Some(_) => WaitReason::Timer,
+            None => WaitReason::Context,
+        };
+        super::poll_parked(cx, reason, |cx, _| {
+            // Checks the deadline (and cancels on it) before looking at the queue.
+            let _ = check(node);
+            this.poll_locked(node, cx)
+        })
     }
 }
 

@@ -69,6 +69,8 @@
 
 #![deny(unsafe_code)]
 
+use crate::wait_list::WakeList;
+
 mod barrier;
 mod context;
 #[cfg(not(loom))]
@@ -96,3 +98,31 @@ pub use semaphore::{
     TryAcquireError, MAX_PERMITS,
 };
 pub use wait_group::{Wait, WaitGroup};
+
+/// One poll of a future that parks on a primitive's wait list: the part every
+/// primitive shares. It spends the cooperative budget (an uncontended `lock()` in a
+/// loop is always ready, and must still yield to its neighbours), runs `locked` (the
+/// primitive's own step, under its lock: it may collect wake-ups into the list and
+/// hands back the waker it replaced), then, with the lock released, drops that waker
+/// and wakes what was collected (see "wake after unlock" above), and records `reason`
+/// as what the task waits for when it stays pending.
+fn poll_parked<T>(
+    cx: &mut std::task::Context<'_>,
+    reason: crate::task::WaitReason,
+    locked: impl FnOnce(
+        &mut std::task::Context<'_>,
+        &mut WakeList,
+    ) -> (std::task::Poll<T>, Option<std::task::Waker>),
+) -> std::task::Poll<T> {
+    let coop = std::task::ready!(crate::coop::poll_proceed(cx));
+    let mut wakes = WakeList::new();
+    let (poll, stale_waker) = locked(cx, &mut wakes);
+    drop(stale_waker);
+    wakes.wake_all();
+    if poll.is_ready() {
+        coop.made_progress();
+    } else {
+        crate::task::set_wait_reason(reason);
+    }
+    poll
+}

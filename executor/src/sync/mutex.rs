@@ -20,15 +20,12 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::pin::Pin;
 // `std`'s even under loom, as in `semaphore.rs` (loom's `Arc` is no method receiver).
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 
-use super::semaphore::{Acquirer, Semaphore, TryAcquireError};
+use super::semaphore::{acquire_future, Acquirer, Semaphore, TryAcquireError};
 
 /// The one permit of a mutex.
 const LOCK_PERMITS: usize = 1;
@@ -191,68 +188,24 @@ impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
     }
 }
 
-/// Future of [`Mutex::lock`].
-#[must_use = "futures do nothing unless polled"]
-pub struct Lock<'a, T> {
-    mutex: &'a Mutex<T>,
-    waiter: Acquirer,
+acquire_future! {
+    /// Future of [`Mutex::lock`].
+    pub struct Lock['a, T] { mutex: &'a Mutex<T> }
+    semaphore: |mutex| &mutex.sem,
+    output: MutexGuard<'a, T> = |mutex, _permits, res| {
+        res.expect("a mutex's semaphore is never closed");
+        MutexGuard::new(mutex)
+    },
 }
 
-impl<'a, T> Future for Lock<'a, T> {
-    type Output = MutexGuard<'a, T>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let acquired = ready!(this.waiter.poll_acquire(&this.mutex.sem, cx));
-        acquired.expect("a mutex's semaphore is never closed");
-        Poll::Ready(MutexGuard::new(this.mutex))
-    }
-}
-
-impl<T> Drop for Lock<'_, T> {
-    fn drop(&mut self) {
-        self.waiter.cancel(&self.mutex.sem);
-    }
-}
-
-impl<T> fmt::Debug for Lock<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lock")
-            .field("waiter", &self.waiter)
-            .finish()
-    }
-}
-
-/// Future of [`Mutex::lock_owned`].
-#[must_use = "futures do nothing unless polled"]
-pub struct LockOwned<T> {
-    mutex: Arc<Mutex<T>>,
-    waiter: Acquirer,
-}
-
-impl<T> Future for LockOwned<T> {
-    type Output = OwnedMutexGuard<T>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let acquired = ready!(this.waiter.poll_acquire(&this.mutex.sem, cx));
-        acquired.expect("a mutex's semaphore is never closed");
-        Poll::Ready(OwnedMutexGuard::new(this.mutex.clone()))
-    }
-}
-
-impl<T> Drop for LockOwned<T> {
-    fn drop(&mut self) {
-        self.waiter.cancel(&self.mutex.sem);
-    }
-}
-
-impl<T> fmt::Debug for LockOwned<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockOwned")
-            .field("waiter", &self.waiter)
-            .finish()
-    }
+acquire_future! {
+    /// Future of [`Mutex::lock_owned`].
+    pub struct LockOwned[T] { mutex: Arc<Mutex<T>> }
+    semaphore: |mutex| &mutex.sem,
+    output: OwnedMutexGuard<T> = |mutex, _permits, res| {
+        res.expect("a mutex's semaphore is never closed");
+        OwnedMutexGuard::new(mutex.clone())
+    },
 }
 
 /// Exclusive access to a [`Mutex`]'s data; unlocks when dropped.

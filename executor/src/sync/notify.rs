@@ -29,10 +29,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
-use crate::coop;
 use crate::loom::{lock, AtomicUsize, Mutex, Ordering};
+use crate::task::WaitReason;
 use crate::wait_list::{WaitList, WaiterKey, WakeList};
 
 /// Wakes tasks waiting on it; remembers one wake-up if nobody waits.
@@ -182,16 +182,7 @@ impl Future for Notified<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let coop = ready!(coop::poll_proceed(cx));
-        let (poll, stale_waker) = this.poll_locked(cx);
-        // Dropped with the lock released (see `wait_list.rs`).
-        drop(stale_waker);
-        if poll.is_ready() {
-            coop.made_progress();
-        } else {
-            crate::task::set_wait_reason(crate::task::WaitReason::Notify);
-        }
-        poll
+        super::poll_parked(cx, WaitReason::Notify, |cx, _| this.poll_locked(cx))
     }
 }
 

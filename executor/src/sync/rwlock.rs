@@ -17,15 +17,12 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
 
 use super::mutex::TryLockError;
-use super::semaphore::{Acquirer, Semaphore};
+use super::semaphore::{acquire_future, Acquirer, Semaphore};
 
 /// The most readers that can hold a [`RwLock`] at once; more wait. Go's
 /// `rwmutexMaxReaders` (`1 << 30`), which fits a semaphore's count on 32-bit targets too.
@@ -166,68 +163,24 @@ impl<T: fmt::Debug> fmt::Debug for RwLock<T> {
     }
 }
 
-/// Future of [`RwLock::read`].
-#[must_use = "futures do nothing unless polled"]
-pub struct Read<'a, T> {
-    lock: &'a RwLock<T>,
-    waiter: Acquirer,
+acquire_future! {
+    /// Future of [`RwLock::read`].
+    pub struct Read['a, T] { lock: &'a RwLock<T> }
+    semaphore: |lock| &lock.sem,
+    output: RwLockReadGuard<'a, T> = |lock, _permits, res| {
+        res.expect("a RwLock's semaphore is never closed");
+        RwLockReadGuard::new(lock)
+    },
 }
 
-impl<'a, T> Future for Read<'a, T> {
-    type Output = RwLockReadGuard<'a, T>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let acquired = ready!(this.waiter.poll_acquire(&this.lock.sem, cx));
-        acquired.expect("a RwLock's semaphore is never closed");
-        Poll::Ready(RwLockReadGuard::new(this.lock))
-    }
-}
-
-impl<T> Drop for Read<'_, T> {
-    fn drop(&mut self) {
-        self.waiter.cancel(&self.lock.sem);
-    }
-}
-
-impl<T> fmt::Debug for Read<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Read")
-            .field("waiter", &self.waiter)
-            .finish()
-    }
-}
-
-/// Future of [`RwLock::write`].
-#[must_use = "futures do nothing unless polled"]
-pub struct Write<'a, T> {
-    lock: &'a RwLock<T>,
-    waiter: Acquirer,
-}
-
-impl<'a, T> Future for Write<'a, T> {
-    type Output = RwLockWriteGuard<'a, T>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let acquired = ready!(this.waiter.poll_acquire(&this.lock.sem, cx));
-        acquired.expect("a RwLock's semaphore is never closed");
-        Poll::Ready(RwLockWriteGuard::new(this.lock))
-    }
-}
-
-impl<T> Drop for Write<'_, T> {
-    fn drop(&mut self) {
-        self.waiter.cancel(&self.lock.sem);
-    }
-}
-
-impl<T> fmt::Debug for Write<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Write")
-            .field("waiter", &self.waiter)
-            .finish()
-    }
+acquire_future! {
+    /// Future of [`RwLock::write`].
+    pub struct Write['a, T] { lock: &'a RwLock<T> }
+    semaphore: |lock| &lock.sem,
+    output: RwLockWriteGuard<'a, T> = |lock, _permits, res| {
+        res.expect("a RwLock's semaphore is never closed");
+        RwLockWriteGuard::new(lock)
+    },
 }
 
 /// Shared access to a [`RwLock`]'s data; releases its read permit when dropped.

@@ -29,15 +29,13 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 // `std`'s even under loom: loom's `Arc` cannot be a method receiver (`self: Arc<Self>`),
 // and the owned API is exercised by the ordinary tests, not the models.
 use std::sync::Arc;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
-use crate::coop;
 use crate::loom::{lock, Mutex};
+use crate::task::WaitReason;
 use crate::wait_list::{WaitList, WaiterKey, WakeList};
 
 /// The most free permits a semaphore can hold. Half of `usize`: more than any real use,
@@ -381,6 +379,13 @@ pub(super) struct Acquirer {
     state: AcquirerState,
 }
 
+impl Acquirer {
+    /// The permits this waiter asks for (and holds once granted).
+    pub(super) fn needed(&self) -> usize {
+        self.needed
+    }
+}
+
 #[derive(Debug)]
 enum AcquirerState {
     /// Not polled yet.
@@ -409,16 +414,7 @@ impl Acquirer {
         sem: &Semaphore,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), AcquireError>> {
-        let coop = ready!(coop::poll_proceed(cx));
-        let (poll, stale_waker) = self.poll_locked(sem, cx);
-        // Dropped with the lock released (see `wait_list.rs`).
-        drop(stale_waker);
-        if poll.is_ready() {
-            coop.made_progress();
-        } else {
-            crate::task::set_wait_reason(crate::task::WaitReason::Lock);
-        }
-        poll
+        super::poll_parked(cx, WaitReason::Lock, |cx, _| self.poll_locked(sem, cx))
     }
 
     /// The locked part of `poll_acquire`; also returns a waker to drop after unlocking.
@@ -488,58 +484,78 @@ impl Acquirer {
     }
 }
 
-/// Future of [`Semaphore::acquire`] and [`Semaphore::acquire_many`].
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct Acquire<'a> {
-    sem: &'a Semaphore,
-    waiter: Acquirer,
+/// Defines a future that waits for permits through an [`Acquirer`] and, once granted,
+/// turns them into its output: the acquire futures of [`Semaphore`], `Mutex` and
+/// `RwLock`, written once. Its generics go in brackets (`Lock['a, T]`). The future holds `$holder` (a reference or an `Arc`), finds
+/// the semaphore through `semaphore: |h| ...`, builds its output from the holder, the
+/// permits and the acquire result in `output: ... = |h, permits, result| ...`, and gives
+/// its place in the queue (or granted permits) back when dropped unfinished.
+macro_rules! acquire_future {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident[$($gen:tt)*] { $holder:ident: $holder_ty:ty }
+        semaphore: |$hs:ident| $sem:expr,
+        output: $out:ty = |$ho:ident, $permits:ident, $res:ident| $make:expr,
+    ) => {
+        $(#[$attr])*
+        #[must_use = "futures do nothing unless polled"]
+        pub struct $name<$($gen)*> {
+            $holder: $holder_ty,
+            waiter: $crate::sync::semaphore::Acquirer,
+        }
+
+        impl<$($gen)*> std::future::Future for $name<$($gen)*> {
+            type Output = $out;
+
+            fn poll(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<$out> {
+                let this = self.get_mut();
+                let $res = {
+                    let $hs = &this.$holder;
+                    std::task::ready!(this.waiter.poll_acquire($sem, cx))
+                };
+                let $ho = &this.$holder;
+                let $permits = this.waiter.needed();
+                std::task::Poll::Ready($make)
+            }
+        }
+
+        impl<$($gen)*> Drop for $name<$($gen)*> {
+            fn drop(&mut self) {
+                let $hs = &self.$holder;
+                self.waiter.cancel($sem);
+            }
+        }
+
+        impl<$($gen)*> std::fmt::Debug for $name<$($gen)*> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("waiter", &self.waiter)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+pub(super) use acquire_future;
+
+acquire_future! {
+    /// Future of [`Semaphore::acquire`] and [`Semaphore::acquire_many`].
+    pub struct Acquire['a] { sem: &'a Semaphore }
+    semaphore: |sem| sem,
+    output: Result<SemaphorePermit<'a>, AcquireError> = |sem, permits, res| {
+        res.map(|()| SemaphorePermit { sem, permits })
+    },
 }
 
-impl<'a> Future for Acquire<'a> {
-    type Output = Result<SemaphorePermit<'a>, AcquireError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        ready!(this.waiter.poll_acquire(this.sem, cx))?;
-        Poll::Ready(Ok(SemaphorePermit {
-            sem: this.sem,
-            permits: this.waiter.needed,
-        }))
-    }
-}
-
-impl Drop for Acquire<'_> {
-    fn drop(&mut self) {
-        self.waiter.cancel(self.sem);
-    }
-}
-
-/// Future of [`Semaphore::acquire_owned`] and [`Semaphore::acquire_many_owned`].
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct AcquireOwned {
-    sem: Arc<Semaphore>,
-    waiter: Acquirer,
-}
-
-impl Future for AcquireOwned {
-    type Output = Result<OwnedSemaphorePermit, AcquireError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        ready!(this.waiter.poll_acquire(&this.sem, cx))?;
-        Poll::Ready(Ok(OwnedSemaphorePermit {
-            sem: this.sem.clone(),
-            permits: this.waiter.needed,
-        }))
-    }
-}
-
-impl Drop for AcquireOwned {
-    fn drop(&mut self) {
-        self.waiter.cancel(&self.sem);
-    }
+acquire_future! {
+    /// Future of [`Semaphore::acquire_owned`] and [`Semaphore::acquire_many_owned`].
+    pub struct AcquireOwned[] { sem: Arc<Semaphore> }
+    semaphore: |sem| sem,
+    output: Result<OwnedSemaphorePermit, AcquireError> = |sem, permits, res| {
+        res.map(|()| OwnedSemaphorePermit { sem: sem.clone(), permits })
+    },
 }
 
 /// Permits borrowed from a [`Semaphore`]; dropping it returns them.

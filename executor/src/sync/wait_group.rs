@@ -23,10 +23,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
-use crate::coop;
 use crate::loom::{lock, Arc, Mutex};
+use crate::task::WaitReason;
 use crate::wait_list::{WaitList, WaiterKey, WakeList};
 
 /// Go's panic message for a counter below zero.
@@ -176,16 +176,7 @@ impl Future for Wait<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let coop = ready!(coop::poll_proceed(cx));
-        let (poll, stale_waker) = this.poll_locked(cx);
-        // Dropped with the lock released (see `wait_list.rs`).
-        drop(stale_waker);
-        if poll.is_ready() {
-            coop.made_progress();
-        } else {
-            crate::task::set_wait_reason(crate::task::WaitReason::WaitGroup);
-        }
-        poll
+        super::poll_parked(cx, WaitReason::WaitGroup, |cx, _| this.poll_locked(cx))
     }
 }
 
