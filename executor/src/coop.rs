@@ -3,7 +3,7 @@
 //! A future that never returns `Pending` (a channel that is never empty, a socket that
 //! always has data) would otherwise keep its worker forever and starve every task queued
 //! behind it. Each poll of a task by a worker starts with a budget of
-//! [`INITIAL_BUDGET`] units; each always-ready operation built on [`poll_proceed`] spends
+//! 128 units (`INITIAL_BUDGET`); each always-ready operation built on [`poll_proceed`] spends
 //! one; once the budget is spent those operations return `Pending` after waking the task,
 //! which sends it to the back of the run queue. Outside a worker (in `block_on`, on
 //! blocking threads) the budget is unconstrained.

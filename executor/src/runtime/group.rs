@@ -35,7 +35,7 @@ use crate::sync::{CancelHandle, Context};
 /// Differences from Go: a task that panics cancels the context as an error would, and
 /// [`wait`](Self::wait) resumes the panic once every task has stopped (in Go the panic
 /// ends the program). Dropping a group without waiting aborts its tasks, as
-/// [`JoinSet`] does. Go's `SetLimit` is not here: a [`Semaphore`](super::Semaphore)
+/// [`JoinSet`] does. Go's `SetLimit` is not here: a [`Semaphore`](crate::sync::Semaphore)
 /// acquired inside each task does the same.
 pub struct Group<E> {
     tasks: JoinSet<()>,

@@ -129,7 +129,7 @@ impl Runtime {
         self.handle.block_on(future)
     }
 
-    /// Spawns a task on this runtime. See [`spawn`](crate::spawn).
+    /// Spawns a task on this runtime. See [`spawn`](crate::spawn()).
     #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
@@ -139,7 +139,7 @@ impl Runtime {
         self.handle.spawn(future)
     }
 
-    /// Runs `f` on the blocking pool. See [`spawn_blocking`](crate::spawn_blocking).
+    /// Runs `f` on the blocking pool. See [`spawn_blocking`](crate::spawn_blocking()).
     #[track_caller]
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
@@ -385,7 +385,7 @@ where
 
 /// Whether the calling thread is a runtime's worker that holds its P (its run queue
 /// and parker) right now. Such a thread parks through the runtime's
-/// [`Park`](crate::park::Park) before it sleeps, so a parker that batches work
+/// [`Park`] before it sleeps, so a parker that batches work
 /// (io_uring submissions) may leave it queued until then. Other threads must flush what
 /// they queue themselves: `block_on`, plain threads, and a worker whose P the monitor
 /// handed off while it was stuck in a poll (it retires after that poll).

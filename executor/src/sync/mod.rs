@@ -87,17 +87,31 @@ mod loom_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
-pub use context::{CancelHandle, Context, ContextError, Done};
-pub use mutex::{Lock, LockOwned, Mutex, MutexGuard, OwnedMutexGuard, TryLockError};
-pub use notify::{Notified, Notify};
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use context::{CancelHandle, Context, ContextError};
+pub use mutex::{Mutex, MutexGuard, OwnedMutexGuard, TryLockError};
+pub use notify::Notify;
 pub use once::{Once, OnceCell, SetError};
-pub use rwlock::{Read, RwLock, RwLockReadGuard, RwLockWriteGuard, Write, MAX_READERS};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard, MAX_READERS};
 pub use semaphore::{
-    Acquire, AcquireError, AcquireOwned, OwnedSemaphorePermit, Semaphore, SemaphorePermit,
-    TryAcquireError, MAX_PERMITS,
+    AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit, TryAcquireError, MAX_PERMITS,
 };
-pub use wait_group::{Wait, WaitGroup};
+pub use wait_group::WaitGroup;
+
+/// The futures the primitives' async methods return.
+///
+/// They are named here rather than at the top of `sync` so that `use gort::sync::*`
+/// does not shadow `std::io::{Read, Write}` (nor bring in names as generic as `Wait`
+/// and `Done`); code seldom names them.
+pub mod futures {
+    pub use super::barrier::BarrierWait;
+    pub use super::context::Done;
+    pub use super::mutex::{Lock, LockOwned};
+    pub use super::notify::Notified;
+    pub use super::rwlock::{Read, Write};
+    pub use super::semaphore::{Acquire, AcquireOwned};
+    pub use super::wait_group::Wait;
+}
 
 /// One poll of a future that parks on a primitive's wait list: the part every
 /// primitive shares. It spends the cooperative budget (an uncontended `lock()` in a

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use super::futures::*;
+
 use super::*;
 
 /// Counts its wake-ups.

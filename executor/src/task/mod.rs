@@ -5,16 +5,16 @@
 //! to a task is a pointer to that allocation plus one reference in its state word
 //! (`state.rs`):
 //!
-//! - [`Task`]: the owned-task list's reference, which lets shutdown find and cancel every
+//! - `Task`: the owned-task list's reference, which lets shutdown find and cancel every
 //!   live task.
-//! - [`Notified`]: a task that is due to run. At most one exists per task; running it
+//! - `Notified`: a task that is due to run. At most one exists per task; running it
 //!   polls the future (or cancels it) and turns the reference into the running one.
 //! - [`Waker`](std::task::Waker)s: each clone owns a reference; `wake` submits a
 //!   `Notified` only when the task was idle, so wake-ups never allocate and
 //!   [`Waker::will_wake`](std::task::Waker::will_wake) compares equal for the same task.
 //! - [`JoinHandle`]: the reference of the one party that may read the output.
 //!
-//! A task is scheduled through the [`Schedule`] trait, so the same cell serves worker
+//! A task is scheduled through the `Schedule` trait, so the same cell serves worker
 //! tasks, blocking-pool tasks and the test schedulers of the loom models.
 
 mod error;

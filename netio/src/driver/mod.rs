@@ -15,7 +15,7 @@
 //! CPU-heavy task (`net_readiness_noticed_while_other_worker_busy`). Busy workers poll
 //! it without blocking every 61 scheduler ticks. This is tokio's arrangement too. When
 //! no worker sleeps and none has looked for `REACTOR_UNWATCHED` (every worker stuck in
-//! a long poll), the runtime's monitor turns the driver itself ([`Driver::poll_now`]);
+//! a long poll), the runtime's monitor turns the driver itself (`Driver::poll_now`);
 //! the tasks that wakes go to the injector and a stuck P is handed off to run them.
 //!
 //! The io_uring backend shares one ring the same way: per-worker rings with
