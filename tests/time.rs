@@ -109,6 +109,49 @@ async fn time_interval_ticks_and_skips_missed_ticks() {
     );
 }
 
+/// A `sync::Context` deadline awaited in a task, as a server's request handler does:
+/// it wakes on the runtime's own timers (a timer is pending in the reactor while it
+/// waits), on time, and no private deadline thread is started for it.
+#[test]
+fn time_context_deadline_runs_on_the_runtime_timers() {
+    let _w = watchdog("time_context_deadline_runs_on_the_runtime_timers", 20);
+    let rt = gort::Runtime::builder().workers(2).build().unwrap();
+    let reactor = rt.reactor().expect("a runtime with the reactor").clone();
+    rt.block_on(async move {
+        let (tx, rx) = gort::chan::bounded::<()>(0);
+        let handler = gort::spawn(async move {
+            let (ctx, _cancel) =
+                gort::sync::Context::background().with_timeout(Duration::from_millis(150));
+            let start = Instant::now();
+            // The other branch never completes: only the deadline can end this.
+            let err = gort::select! {
+                err = ctx.done() => err,
+                _ = rx.recv() => unreachable!("nobody sends"),
+            };
+            (err, start.elapsed())
+        });
+        time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            reactor.num_timers() >= 1,
+            "the deadline waits on the reactor's timers"
+        );
+        let (err, took) = handler.await.unwrap();
+        drop(tx);
+        assert_eq!(err, gort::sync::ContextError::DeadlineExceeded);
+        assert!(took >= Duration::from_millis(150), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    });
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    assert!(
+        !threads.iter().any(|n| n == "gort-sync-deadline"),
+        "a private deadline thread started: {threads:?}"
+    );
+}
+
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn time_every_test_again_on_io_uring() {

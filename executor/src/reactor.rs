@@ -24,12 +24,19 @@
 //! - **What the deadlock check and the trace need.** [`Reactor::may_wake`] says
 //!   whether a registered timer or socket may still wake a task (then nothing is
 //!   deadlocked); [`Reactor::trace`] adds its counters to `schedtrace` lines.
+//! - **Timers for the primitives below it.** [`Reactor::add_timer`] and
+//!   [`Reactor::cancel_timer`] let a `sync::Context` deadline wake its waiter on the
+//!   runtime's own timers. `sync` sits below the scheduler, so it finds the calling
+//!   thread's reactor through `reactor::current`, a lookup the scheduler installs when it
+//!   starts its first runtime.
 //!
 //! [`Handle::reactor`](crate::runtime::Handle::reactor) finds the runtime's reactor,
 //! as its concrete type, from any thread of the runtime.
 
 use std::io;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::task::Waker;
+use std::time::{Duration, Instant};
 
 use crate::park::Park;
 
@@ -83,6 +90,46 @@ pub trait Reactor: Send + Sync + 'static {
     fn trace(&self) -> String {
         String::new()
     }
+
+    /// Wakes `waker` once, at `when`, if this reactor keeps timers; `None` when it does
+    /// not (the caller then needs another clock). A timer that is due fires at the
+    /// reactor's next turn.
+    fn add_timer(&self, when: Instant, waker: Waker) -> Option<TimerId> {
+        let _ = (when, waker);
+        None
+    }
+
+    /// Cancels a timer of [`add_timer`](Self::add_timer); nothing happens if it fired.
+    fn cancel_timer(&self, id: TimerId) {
+        let _ = id;
+    }
+}
+
+/// Names a timer of [`Reactor::add_timer`]: its deadline and a number the reactor
+/// chose to tell two timers with one deadline apart.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerId {
+    /// When it fires.
+    pub when: Instant,
+    /// The reactor's own sequence number.
+    pub seq: u64,
+}
+
+type Lookup = fn() -> Option<Arc<dyn Reactor>>;
+
+/// The scheduler's lookup of the calling thread's reactor; see [`current`].
+static CURRENT: OnceLock<Lookup> = OnceLock::new();
+
+/// The reactor of the runtime the calling thread belongs to (a worker, a blocking
+/// thread, a `block_on`), for the primitives below the scheduler that want its timers.
+/// `None` on other threads and before any runtime started.
+pub(crate) fn current() -> Option<Arc<dyn Reactor>> {
+    CURRENT.get().and_then(|lookup| lookup())
+}
+
+/// Called by the scheduler (once is enough; later calls change nothing).
+pub(crate) fn install_lookup(lookup: Lookup) {
+    let _ = CURRENT.set(lookup);
 }
 
 /// [`Builder::park_with`](crate::Builder::park_with): a reactor that only makes

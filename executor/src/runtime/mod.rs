@@ -102,6 +102,7 @@ impl Runtime {
         monitor: monitor::Config,
         reactor: Option<worker::AttachedReactor>,
     ) -> io::Result<Runtime> {
+        crate::reactor::install_lookup(crate::sched::current::current_reactor);
         let (shared, cores) = worker::create(parks, BlockingPool::new(blocking), threads, reactor);
         let handle = Handle { shared };
         deadlock::register(&handle);

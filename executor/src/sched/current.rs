@@ -48,6 +48,12 @@ thread_local! {
     static WORKER: RefCell<Option<Rc<WorkerContext>>> = const { RefCell::new(None) };
 }
 
+/// The current runtime's reactor; what `reactor::current` looks up (installed when a
+/// runtime starts).
+pub(crate) fn current_reactor() -> Option<Arc<dyn crate::reactor::Reactor>> {
+    with_current(|h| Some(h?.shared.reactor.as_ref()?.reactor.clone()))
+}
+
 /// The current runtime's handle, if any.
 pub(crate) fn current_handle() -> Option<Handle> {
     with_current(|h| h.cloned())

@@ -45,11 +45,14 @@
 //! A child's deadline is the earlier of its own and its parent's. [`Context::err`] and
 //! [`Context::is_cancelled`] compare it with the clock on every call and, once it has
 //! passed, cancel the node with [`ContextError::DeadlineExceeded`] (so the subtree sees
-//! it too). [`Context::done`] is woken at the deadline by the module's one shared timer
-//! thread (see the module docs of `sync`): the first `done()` that parks on a node with a
+//! it too). [`Context::done`] is woken at the deadline by the timers of the runtime it is
+//! polled in: each parked `done()` there holds one timer on the reactor for its task
+//! (cancelled when it completes or is dropped), and the woken poll cancels the node.
+//! Where there are no such timers, the module's one shared timer thread does it (see
+//! the module docs of `sync`): the first `done()` that parks there on a node with a
 //! deadline registers the node with it, and the registration is removed when the node
-//! is dropped. Under loom there is no timer thread; `done()` then notices a deadline
-//! only when polled.
+//! is dropped. Under loom there is neither; `done()` then notices a deadline only when
+//! polled.
 
 #![forbid(unsafe_code)]
 
@@ -348,6 +351,8 @@ impl Context {
         Done {
             node: self.scope.as_ref().map(|s| &s.node),
             state: DoneState::Init,
+            #[cfg(not(loom))]
+            timer: None,
         }
     }
 
@@ -414,6 +419,27 @@ pub struct Done<'a> {
     /// `None` for the background context.
     node: Option<&'a Arc<Node>>,
     state: DoneState,
+    /// The deadline's timer on the runtime's reactor, while parked inside a runtime.
+    #[cfg(not(loom))]
+    timer: Option<RuntimeTimer>,
+}
+
+/// A `done()`'s deadline on the timers of the runtime it is polled in: it wakes the
+/// waiting task at the deadline, whose poll then cancels the context (waking every
+/// other waiter). Cancelled when dropped.
+#[cfg(not(loom))]
+struct RuntimeTimer {
+    reactor: std::sync::Arc<dyn crate::reactor::Reactor>,
+    id: crate::reactor::TimerId,
+    /// The waker it will wake, to re-arm when another task polls the future.
+    waker: Waker,
+}
+
+#[cfg(not(loom))]
+impl Drop for RuntimeTimer {
+    fn drop(&mut self) {
+        self.reactor.cancel_timer(self.id);
+    }
 }
 
 #[derive(Debug)]
@@ -437,20 +463,30 @@ impl Future for Done<'_> {
             Some(_) => WaitReason::Timer,
             None => WaitReason::Context,
         };
-        super::poll_parked(cx, reason, |cx, _| {
-            // Checks the deadline (and cancels on it) before looking at the queue.
-            let _ = check(node);
-            this.poll_locked(node, cx)
-        })
+        // Checks the deadline (and cancels on it) before looking at the queue.
+        let done = check(node).is_some();
+        #[cfg(not(loom))]
+        let on_runtime = !done && this.arm_runtime_timer(node, cx.waker());
+        #[cfg(loom)]
+        let on_runtime = false;
+        let poll = super::poll_parked(cx, reason, |cx, _| this.poll_locked(node, cx, on_runtime));
+        #[cfg(not(loom))]
+        if poll.is_ready() {
+            this.timer = None;
+        }
+        poll
     }
 }
 
 impl Done<'_> {
     /// The locked part of `poll`; also returns a waker to drop after unlocking.
+    /// With `on_runtime`, the deadline has a timer on the runtime's reactor; otherwise
+    /// the first waiter hands it to the shared deadline thread.
     fn poll_locked(
         &mut self,
         node: &Arc<Node>,
         cx: &mut std::task::Context<'_>,
+        on_runtime: bool,
     ) -> (Poll<ContextError>, Option<Waker>) {
         let mut st = lock(&node.state);
         let state = std::mem::replace(&mut self.state, DoneState::Done);
@@ -476,13 +512,46 @@ impl Done<'_> {
                 let key = st.waiters.push_back((), Some(cx.waker()));
                 self.state = DoneState::Waiting(key);
                 #[cfg(not(loom))]
-                if let (Some(when), None) = (node.deadline, &st.timer) {
+                if let (Some(when), None, false) = (node.deadline, &st.timer, on_runtime) {
                     // Lock order: node, then timer (see `deadline.rs`).
                     st.timer = super::deadline::schedule(when, Arc::downgrade(node));
                 }
+                #[cfg(loom)]
+                let _ = on_runtime;
                 (Poll::Pending, None)
             }
         }
+    }
+
+    /// Puts the deadline (if any) on the timers of the runtime this thread belongs to,
+    /// for the task `waker` wakes; keeps a timer already set for that task. False when
+    /// there is no deadline or no runtime with timers here.
+    #[cfg(not(loom))]
+    fn arm_runtime_timer(&mut self, node: &Node, waker: &Waker) -> bool {
+        let Some(when) = node.deadline else {
+            return false;
+        };
+        if self
+            .timer
+            .as_ref()
+            .is_some_and(|t| t.waker.will_wake(waker))
+        {
+            return true;
+        }
+        // A timer for another task would wake the wrong one: it goes.
+        self.timer = None;
+        let Some(reactor) = crate::reactor::current() else {
+            return false;
+        };
+        let Some(id) = reactor.add_timer(when, waker.clone()) else {
+            return false;
+        };
+        self.timer = Some(RuntimeTimer {
+            reactor,
+            id,
+            waker: waker.clone(),
+        });
+        true
     }
 }
 

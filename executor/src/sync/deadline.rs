@@ -3,12 +3,16 @@
 //!
 //! # Why a thread
 //!
-//! gort has no timers yet; they arrive with the I/O reactor, which will own a timer
-//! wheel per P. Until then this module needs exactly one kind of timer — "cancel this
-//! context at that instant" — and a single thread serves every context of the process:
+//! A `done()` polled inside a gort runtime with the I/O reactor waits on the reactor's
+//! timers (`context.rs`, [`crate::reactor::Reactor::add_timer`]); this module serves the
+//! others: a `done()` awaited by a plain thread's `block_on`, by another executor, or on
+//! a runtime with a custom parker and no timers. They need exactly one kind of timer
+//! ("cancel this context at that instant"), and a single thread serves every such
+//! context of the process:
 //!
 //! - **Lazy**: started by the first [`schedule`], i.e. the first `done()` that parks on a
-//!   context with a deadline. Programs that never wait on a deadline never start it.
+//!   context with a deadline outside a runtime's timers. Programs that never wait so
+//!   never start it.
 //! - **Bounded**: one thread; entries live in an ordered map keyed by
 //!   `(deadline, sequence number)`, so the earliest is first and removal is O(log n).
 //!   An entry is removed when its context node is dropped, or when it fires, so the map

@@ -57,15 +57,17 @@
 //! some throughput under heavy contention and buys predictable latency) and [`RwLock`]
 //! writer-preferring: a queued writer stops new readers from overtaking it.
 //!
-//! **Deadlines.** gort has no timer wheel yet (timers arrive with the I/O reactor), so
-//! [`Context`] deadlines are served by one small shared thread in this module
-//! (`deadline.rs`): started lazily by the first `done()` that waits on a deadline, it
+//! **Deadlines.** A [`Context`] deadline is served by the timers of the runtime that
+//! polls its `done()`: inside a gort runtime with the I/O reactor, the waiting task puts
+//! one timer on the reactor (through [`crate::reactor::Reactor::add_timer`]) and, woken
+//! at the deadline, cancels the context, which wakes every other waiter. A `done()`
+//! awaited where there are no such timers (a plain thread's `block_on`, another
+//! executor, a runtime built with a custom parker) falls back to one small shared
+//! thread in this module (`deadline.rs`): started lazily by the first such wait, it
 //! sleeps on a condition variable until the earliest deadline in an ordered map and
-//! cancels the expired contexts. It is one thread per process, whatever the number of
-//! contexts; an entry is removed when its context is dropped. `err()` and
-//! `is_cancelled()` also check the clock themselves, so they report
-//! [`ContextError::DeadlineExceeded`] as soon as the deadline has passed even without
-//! the thread.
+//! cancels the expired contexts; an entry is removed when its context is dropped.
+//! `err()` and `is_cancelled()` also check the clock themselves, so they report
+//! [`ContextError::DeadlineExceeded`] as soon as the deadline has passed, whoever waits.
 
 #![deny(unsafe_code)]
 

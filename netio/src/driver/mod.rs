@@ -579,6 +579,15 @@ impl gort_executor::reactor::Reactor for Driver {
     fn trace(&self) -> String {
         format!("timers={} io={}", self.num_timers(), self.num_sources())
     }
+
+    fn add_timer(&self, when: Instant, waker: Waker) -> Option<gort_executor::reactor::TimerId> {
+        let (when, seq) = Driver::add_timer(self, when, waker);
+        Some(gort_executor::reactor::TimerId { when, seq })
+    }
+
+    fn cancel_timer(&self, id: gort_executor::reactor::TimerId) {
+        Driver::cancel_timer(self, (id.when, id.seq));
+    }
 }
 
 #[cfg(test)]
