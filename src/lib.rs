@@ -35,7 +35,7 @@ pub mod hyper;
 pub use gort_executor::chan;
 pub use gort_executor::{spawn, spawn_blocking, Handle};
 pub use gort_macros::{main, select, test};
-pub use gort_netio::{fs, net, signal, time, DriverKind};
+pub use gort_netio::{fs, net, signal, time, DriverKind, Io};
 pub use rt::{Builder, Runtime};
 
 /// Tasks: join handles, errors, yielding and the cooperative budget.

@@ -52,4 +52,4 @@ pub mod task;
 mod thread;
 mod wait_list;
 
-pub use runtime::{spawn, spawn_blocking, Builder, Handle, Runtime};
+pub use runtime::{spawn, spawn_blocking, Builder, Extension, Handle, NoReactor, Runtime};

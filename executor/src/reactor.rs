@@ -33,6 +33,8 @@
 //! [`Handle::reactor`](crate::runtime::Handle::reactor) finds the runtime's reactor,
 //! as its concrete type, from any thread of the runtime.
 
+use std::convert::Infallible;
+use std::fmt;
 use std::io;
 use std::sync::{Arc, OnceLock};
 use std::task::Waker;
@@ -130,6 +132,68 @@ pub(crate) fn current() -> Option<Arc<dyn Reactor>> {
 /// Called by the scheduler (once is enough; later calls change nothing).
 pub(crate) fn install_lookup(lookup: Lookup) {
     let _ = CURRENT.set(lookup);
+}
+
+/// What the crate that provides a reactor adds to [`Builder`](crate::Builder) and
+/// [`Runtime`](crate::Runtime), through their type parameter: the reactor's own knob
+/// (which backend) and how to make it. The builder's other knobs are the executor's and
+/// are declared once, there.
+///
+/// gort's facade is built on gort-netio's (`gort::Builder` is
+/// `gort_executor::Builder<gort_netio::Io>`, `gort::Runtime` likewise); the executor on
+/// its own uses [`NoReactor`], whose workers park on a condition variable.
+pub trait Extension: Default + Send + 'static {
+    /// The reactor it makes.
+    type Reactor: Reactor;
+    /// Names a backend of the reactor: what [`Builder::driver`](crate::Builder::driver)
+    /// forces and [`Runtime::driver`](crate::Runtime::driver) reports.
+    type Driver: Copy + fmt::Debug + Eq + Send + Sync + 'static;
+
+    /// Forces the backend (otherwise the extension chooses).
+    fn set_driver(&mut self, driver: Self::Driver);
+
+    /// Makes the reactor, once per [`Builder::build`](crate::Builder::build), unless
+    /// `Builder::reactor` or `Builder::park_with` replaced it. `None`: workers park on a
+    /// [`ThreadParker`](crate::park::ThreadParker).
+    ///
+    /// # Errors
+    /// When the reactor cannot start; the build then fails with this error.
+    fn build(&mut self) -> io::Result<Option<Arc<Self::Reactor>>>;
+
+    /// The backend `reactor` runs.
+    fn driver(reactor: &Self::Reactor) -> Self::Driver;
+}
+
+/// The executor's own [`Extension`]: no reactor, workers park on a
+/// [`ThreadParker`](crate::park::ThreadParker).
+#[derive(Copy, Clone, Debug, Default)]
+pub struct NoReactor;
+
+/// The reactor [`NoReactor`] makes: none (the type has no values).
+#[derive(Debug)]
+pub enum NeverReactor {}
+
+impl Reactor for NeverReactor {
+    fn parker(&self, _index: usize) -> io::Result<Box<dyn Park>> {
+        match *self {}
+    }
+}
+
+impl Extension for NoReactor {
+    type Reactor = NeverReactor;
+    type Driver = Infallible;
+
+    fn set_driver(&mut self, driver: Infallible) {
+        match driver {}
+    }
+
+    fn build(&mut self) -> io::Result<Option<Arc<NeverReactor>>> {
+        Ok(None)
+    }
+
+    fn driver(reactor: &NeverReactor) -> Infallible {
+        match *reactor {}
+    }
 }
 
 /// [`Builder::park_with`](crate::Builder::park_with): a reactor that only makes

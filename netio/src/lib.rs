@@ -1,7 +1,8 @@
 //! gort-netio: the reactor. Network calls and timers become events, so a task waiting
 //! for I/O or time costs no thread.
 //!
-//! Installed into a runtime with [`install`], as its
+//! A runtime built with [`Io`] as its extension (`gort::Builder` is
+//! `gort_executor::Builder<Io>`) has a [`Driver`] as its
 //! [`Reactor`](gort_executor::reactor::Reactor): every worker then parks in the shared
 //! driver (see `driver/mod.rs` for why one driver is shared) instead of on a plain
 //! condition variable, and the monitor turns it when no worker has for a while. Two
@@ -80,27 +81,42 @@ impl std::fmt::Display for DriverKind {
     }
 }
 
-/// Makes a new driver `builder`'s reactor: its workers park in it, the monitor
-/// watches it, and `gort::net` and `gort::time` find it on every thread of the runtime.
+/// gort-netio as the executor's [`Extension`](gort_executor::Extension): with it a
+/// runtime's workers park in a new [`Driver`], the monitor watches it, and `gort::net`
+/// and `gort::time` find it on every thread of the runtime. `gort::Builder` is
+/// `gort_executor::Builder<Io>`.
 ///
-/// The backend: `kind` if given, else the environment variable `GORT_DRIVER`
-/// (`uring` or `epoll`), else epoll (see the crate docs for why io_uring is opt-in).
-///
-/// # Errors
-/// `InvalidInput` for a bad `GORT_DRIVER`; io_uring's refusal when it was asked for;
-/// when the kernel refuses the epoll or eventfd descriptor.
-pub fn install(
-    builder: &mut gort_executor::Builder,
-    kind: Option<DriverKind>,
-) -> io::Result<Arc<Driver>> {
-    let kind = match kind {
-        Some(k) => Some(k),
-        None => match std::env::var("GORT_DRIVER") {
-            Ok(v) if !v.is_empty() => Some(v.parse()?),
-            _ => None,
-        },
-    };
-    let driver = Driver::new(kind)?;
-    builder.reactor(driver.clone());
-    Ok(driver)
+/// The backend: the one forced with `Builder::driver` if any, else the environment
+/// variable `GORT_DRIVER` (`uring` or `epoll`), else epoll (see the crate docs for why
+/// io_uring is opt-in).
+#[derive(Debug, Default)]
+pub struct Io {
+    forced: Option<DriverKind>,
+}
+
+impl gort_executor::Extension for Io {
+    type Reactor = Driver;
+    type Driver = DriverKind;
+
+    fn set_driver(&mut self, kind: DriverKind) {
+        self.forced = Some(kind);
+    }
+
+    /// # Errors
+    /// `InvalidInput` for a bad `GORT_DRIVER`; io_uring's refusal when it was asked
+    /// for; when the kernel refuses the epoll or eventfd descriptor.
+    fn build(&mut self) -> io::Result<Option<Arc<Driver>>> {
+        let kind = match self.forced {
+            Some(k) => Some(k),
+            None => match std::env::var("GORT_DRIVER") {
+                Ok(v) if !v.is_empty() => Some(v.parse()?),
+                _ => None,
+            },
+        };
+        Driver::new(kind).map(Some)
+    }
+
+    fn driver(driver: &Driver) -> DriverKind {
+        driver.kind()
+    }
 }

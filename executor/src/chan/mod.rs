@@ -1,7 +1,7 @@
 //! Go's channels: `gort::chan`.
 //!
 //! ```
-//! # gort_executor::Runtime::new().unwrap().block_on(async {
+//! # gort_executor::Runtime::<gort_executor::NoReactor>::new().unwrap().block_on(async {
 //! use gort_executor::chan;
 //!
 //! let (tx, rx) = chan::bounded::<u32>(0); // Go: make(chan uint32) — a rendezvous

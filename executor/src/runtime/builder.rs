@@ -1,6 +1,10 @@
 //! `Builder`: how many workers, how many blocking threads, what threads are called, and
 //! which reactor workers park in. Environment variables are read once, at `build()`,
 //! like Go's.
+//!
+//! There is one builder. The reactor's knob (which backend) and how the reactor is made
+//! come in through its type parameter, an [`Extension`]: `gort::Builder` is this type
+//! with gort-netio's, not a wrapper that re-declares every knob.
 
 use std::fmt;
 use std::io;
@@ -10,7 +14,7 @@ use std::time::Duration;
 use super::{monitor, Runtime};
 use crate::blocking;
 use crate::park::{Park, ThreadParker};
-use crate::reactor::{ParkWith, Reactor};
+use crate::reactor::{Extension, NoReactor, ParkWith, Reactor};
 use crate::sched::worker::AttachedReactor;
 use crate::thread::{ThreadConfig, ThreadNameFn};
 
@@ -50,14 +54,16 @@ pub const ENV_DEBUG: &str = "GORT_DEBUG";
 /// Configures and starts a [`Runtime`].
 ///
 /// ```
-/// let rt = gort_executor::Runtime::builder()
+/// let rt: gort_executor::Runtime = gort_executor::Runtime::builder()
 ///     .workers(2)
 ///     .thread_name("my-app")
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(rt.block_on(async { 6 * 7 }), 42);
 /// ```
-pub struct Builder {
+pub struct Builder<E: Extension = NoReactor> {
+    /// The reactor's knob and factory.
+    ext: E,
     workers: Option<usize>,
     max_blocking_threads: Option<usize>,
     thread_name: ThreadNameFn,
@@ -68,15 +74,16 @@ pub struct Builder {
     deadlock_detection: bool,
 }
 
-impl Default for Builder {
+impl<E: Extension> Default for Builder<E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl fmt::Debug for Builder {
+impl<E: Extension + fmt::Debug> fmt::Debug for Builder<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
+            .field("reactor", &self.ext)
             .field("workers", &self.workers)
             .field("max_blocking_threads", &self.max_blocking_threads)
             .field("thread_stack_size", &self.thread_stack_size)
@@ -85,11 +92,13 @@ impl fmt::Debug for Builder {
     }
 }
 
-impl Builder {
+impl<E: Extension> Builder<E> {
     /// A builder with the defaults: workers from `GORT_WORKERS` or the available cores,
-    /// blocking threads from `GORT_MAX_BLOCKING` or 512.
-    pub fn new() -> Builder {
+    /// blocking threads from `GORT_MAX_BLOCKING` or 512, the extension's own defaults
+    /// for the reactor.
+    pub fn new() -> Self {
         Builder {
+            ext: E::default(),
             workers: None,
             max_blocking_threads: None,
             thread_name: Arc::new(|| "gort-worker".to_owned()),
@@ -172,11 +181,22 @@ impl Builder {
         self
     }
 
-    /// The reactor workers park in and the monitor watches (see [`Reactor`]): gort's
-    /// I/O reactor installs itself here. [`Handle::reactor`](super::Handle::reactor)
-    /// finds it again, as `R`, from any thread of the runtime. Replaces an earlier
-    /// `reactor` or `park_with`.
+    /// Forces the reactor's backend. Without it the extension chooses: gort's reads
+    /// `GORT_DRIVER` (`uring` or `epoll`) and otherwise runs epoll (io_uring is opt-in
+    /// today: see `gort_netio`'s crate docs for why). A forced io_uring is probed at
+    /// start (features and opcodes), and [`build`](Self::build) fails with the reason
+    /// when the kernel refuses it.
+    pub fn driver(&mut self, driver: E::Driver) -> &mut Self {
+        self.ext.set_driver(driver);
+        self
+    }
+
+    /// A reactor of your own for workers to park in and the monitor to watch (see
+    /// [`Reactor`]), instead of the extension's.
+    /// [`Handle::reactor`](super::Handle::reactor) finds it again, as `R`, from any
+    /// thread of the runtime. Replaces an earlier `reactor` or `park_with`.
     pub fn reactor<R: Reactor>(&mut self, reactor: Arc<R>) -> &mut Self {
+        // Replaces the extension's reactor too: `Runtime::reactor` is then `None`.
         self.reactor = Some(AttachedReactor::new(reactor));
         self
     }
@@ -197,8 +217,10 @@ impl Builder {
     /// `InvalidInput`, naming the knob and its range, when a knob is out of range, or
     /// when `GORT_WORKERS`, `GORT_MAX_BLOCKING` or `GORT_DEBUG` is set to something
     /// other than a value in range; the OS's error when a thread or parker cannot be
-    /// created.
-    pub fn build(&mut self) -> io::Result<Runtime> {
+    /// created; the extension's when its reactor cannot start (gort's: `InvalidInput`
+    /// for a bad `GORT_DRIVER`, why io_uring cannot start when it was forced, the
+    /// kernel refusing the epoll descriptor).
+    pub fn build(&mut self) -> io::Result<Runtime<E>> {
         let workers = match self.workers {
             Some(n) => in_range("Builder::workers", n, 1, MAX_WORKERS)?,
             None => env_count(ENV_WORKERS, MAX_WORKERS)?.unwrap_or_else(default_workers),
@@ -228,8 +250,17 @@ impl Builder {
                 ));
             }
         }
+        // The extension's reactor, unless one of the caller's replaced it.
+        let own = match self.reactor {
+            Some(_) => None,
+            None => self.ext.build()?,
+        };
+        let attached = match &self.reactor {
+            Some(r) => Some(r.clone()),
+            None => own.clone().map(AttachedReactor::new),
+        };
         let parks = (0..workers)
-            .map(|i| match &self.reactor {
+            .map(|i| match &attached {
                 Some(r) => r.reactor.parker(i),
                 None => Ok(Box::new(ThreadParker::new()) as Box<dyn Park>),
             })
@@ -256,7 +287,7 @@ impl Builder {
             schedtrace: debug.schedtrace,
             deadlock: self.deadlock_detection,
         };
-        Runtime::start(parks, blocking, threads, monitor, self.reactor.clone())
+        Runtime::start(parks, blocking, threads, monitor, attached, own)
     }
 }
 

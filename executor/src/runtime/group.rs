@@ -13,7 +13,7 @@ use crate::sync::{CancelHandle, Context};
 /// A group of tasks working on one job. Go's `golang.org/x/sync/errgroup.Group`.
 ///
 /// ```
-/// # gort_executor::Runtime::new().unwrap().block_on(async {
+/// # gort_executor::Runtime::<gort_executor::NoReactor>::new().unwrap().block_on(async {
 /// use gort_executor::runtime::Group;
 /// use gort_executor::sync::Context;
 ///

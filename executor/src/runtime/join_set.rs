@@ -28,7 +28,7 @@ use crate::task::{AbortHandle, JoinError, JoinHandle};
 /// A set of spawned tasks, joined in the order they finish. tokio's `JoinSet`.
 ///
 /// ```
-/// # gort_executor::Runtime::new().unwrap().block_on(async {
+/// # gort_executor::Runtime::<gort_executor::NoReactor>::new().unwrap().block_on(async {
 /// use gort_executor::runtime::JoinSet;
 ///
 /// let mut set = JoinSet::new();

@@ -27,7 +27,7 @@ mod join_set;
 mod metrics;
 pub(crate) mod monitor;
 
-pub use crate::reactor::{Reactor, REACTOR_UNWATCHED};
+pub use crate::reactor::{Extension, NeverReactor, NoReactor, Reactor, REACTOR_UNWATCHED};
 pub use crate::sched::handle::Handle;
 pub use builder::{
     Builder, DEFAULT_BLOCKING_KEEP_ALIVE, DEFAULT_MAX_BLOCKING_THREADS, ENV_DEBUG,
@@ -67,32 +67,52 @@ const NO_RUNTIME: &str = "gort: there is no current runtime on this thread. Star
 
 /// A gort runtime: worker threads running tasks, and a pool for blocking calls.
 ///
+/// `E` is the [`Extension`] that brings the reactor: `gort::Runtime` is
+/// `Runtime<gort_netio::Io>`. On its own the executor has none ([`NoReactor`]); name
+/// the type then (`let rt: Runtime = ...`), because Rust does not use a type
+/// parameter's default to infer `Runtime::new()`'s.
+///
 /// ```
-/// let rt = gort_executor::Runtime::new().unwrap();
+/// let rt: gort_executor::Runtime = gort_executor::Runtime::new().unwrap();
 /// let answer = rt.block_on(async {
 ///     let task = gort_executor::spawn(async { 40 + 2 });
 ///     task.await.unwrap()
 /// });
 /// assert_eq!(answer, 42);
 /// ```
-pub struct Runtime {
+pub struct Runtime<E: Extension = NoReactor> {
     handle: Handle,
     /// False once shut down.
     running: bool,
+    /// The extension's reactor; `None` when it made none or the builder was given
+    /// another.
+    reactor: Option<Arc<E::Reactor>>,
 }
 
-impl Runtime {
+impl<E: Extension> Runtime<E> {
     /// A runtime with the default configuration (see [`Builder::new`]).
     ///
     /// # Errors
     /// As [`Builder::build`].
-    pub fn new() -> io::Result<Runtime> {
+    pub fn new() -> io::Result<Self> {
         Builder::new().build()
     }
 
     /// A [`Builder`] to configure a runtime.
-    pub fn builder() -> Builder {
+    pub fn builder() -> Builder<E> {
         Builder::new()
+    }
+
+    /// Which backend the extension's reactor runs (gort: io_uring or epoll); `None`
+    /// without one (built with `park_with` or another `reactor`).
+    pub fn driver(&self) -> Option<E::Driver> {
+        self.reactor.as_deref().map(E::driver)
+    }
+
+    /// The extension's reactor, for its counters (gort's: registered sources, pending
+    /// timers).
+    pub fn reactor(&self) -> Option<&Arc<E::Reactor>> {
+        self.reactor.as_ref()
     }
 
     pub(crate) fn start(
@@ -100,15 +120,17 @@ impl Runtime {
         blocking: blocking::Config,
         threads: crate::thread::ThreadConfig,
         monitor: monitor::Config,
-        reactor: Option<worker::AttachedReactor>,
-    ) -> io::Result<Runtime> {
+        attached: Option<worker::AttachedReactor>,
+        reactor: Option<Arc<E::Reactor>>,
+    ) -> io::Result<Self> {
         crate::reactor::install_lookup(crate::sched::current::current_reactor);
-        let (shared, cores) = worker::create(parks, BlockingPool::new(blocking), threads, reactor);
+        let (shared, cores) = worker::create(parks, BlockingPool::new(blocking), threads, attached);
         let handle = Handle { shared };
         deadlock::register(&handle);
         let mut rt = Runtime {
             handle: handle.clone(),
             running: true,
+            reactor,
         };
         for core in cores {
             // On failure `rt` drops: the workers that did start are shut down.
@@ -211,7 +233,7 @@ impl Runtime {
     }
 }
 
-impl Drop for Runtime {
+impl<E: Extension> Drop for Runtime<E> {
     fn drop(&mut self) {
         if !self.running {
             return;
@@ -226,10 +248,11 @@ impl Drop for Runtime {
     }
 }
 
-impl fmt::Debug for Runtime {
+impl<E: Extension> fmt::Debug for Runtime<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
             .field("workers", &self.handle.shared.num_workers())
+            .field("driver", &self.driver())
             .finish_non_exhaustive()
     }
 }

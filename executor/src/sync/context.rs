@@ -247,7 +247,7 @@ impl Drop for Scope {
 /// `Send + Sync + Clone`.
 ///
 /// ```
-/// # gort_executor::Runtime::new().unwrap().block_on(async {
+/// # gort_executor::Runtime::<gort_executor::NoReactor>::new().unwrap().block_on(async {
 /// use gort_executor::sync::{Context, ContextError};
 /// let (ctx, cancel) = Context::background().with_cancel();
 /// let worker = gort_executor::spawn({

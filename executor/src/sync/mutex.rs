@@ -37,7 +37,7 @@ const LOCK_PERMITS: usize = 1;
 /// freely: the guard is `Send` when `T` is.
 ///
 /// ```
-/// # gort_executor::Runtime::new().unwrap().block_on(async {
+/// # gort_executor::Runtime::<gort_executor::NoReactor>::new().unwrap().block_on(async {
 /// use gort_executor::sync::Mutex;
 /// let counter = Mutex::new(0);
 /// *counter.lock().await += 1;

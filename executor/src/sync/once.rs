@@ -243,7 +243,7 @@ impl<T> From<T> for OnceCell<T> {
 /// future dropped) does not count: the next caller runs its own. Threading: `Send + Sync`.
 ///
 /// ```
-/// # gort_executor::Runtime::new().unwrap().block_on(async {
+/// # gort_executor::Runtime::<gort_executor::NoReactor>::new().unwrap().block_on(async {
 /// use gort_executor::sync::Once;
 /// static SETUP: Once = Once::const_new();
 /// SETUP.call_once(|| async { /* set things up */ }).await;

@@ -39,7 +39,7 @@ const NEGATIVE_COUNTER: &str = "sync: negative WaitGroup counter";
 /// to reach zero. Threading: `Send + Sync + Clone`.
 ///
 /// ```
-/// # gort_executor::Runtime::new().unwrap().block_on(async {
+/// # gort_executor::Runtime::<gort_executor::NoReactor>::new().unwrap().block_on(async {
 /// use gort_executor::sync::WaitGroup;
 /// let wg = WaitGroup::new();
 /// for _ in 0..3 {
