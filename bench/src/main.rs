@@ -1,6 +1,7 @@
 //! `cargo run --release -p gort-bench [-- --quick] [WORKLOAD...]`: gort on io_uring and
-//! on epoll, tokio's multi-thread runtime (same worker count) and OS threads, side by
-//! side on nine workloads, several alternating repetitions, medians and ratios.
+//! on epoll, tokio's multi-thread runtime (same worker count) and OS threads (and, on
+//! the channel workloads, gort without its reactor), side by side on nine workloads,
+//! several alternating repetitions, medians and ratios.
 //!
 //! Every measurement runs in a child process (this binary with `--child`), so each
 //! starts from a fresh heap and its peak RSS is its own; echo and churn start one more
@@ -44,15 +45,20 @@ pub enum Contender {
     Tokio,
     /// One OS thread per unit of work.
     Threads,
+    /// gort without the reactor: its workers park on a condition variable (no
+    /// `gort::net`, no `gort::time`), to show what parking in the reactor costs where
+    /// no I/O is done. Only the channel workloads run it.
+    GortNoReactor,
 }
 
 impl Contender {
     /// Every contender, in the order the tables list them.
-    pub const ALL: [Contender; 4] = [
+    pub const ALL: [Contender; 5] = [
         Contender::GortUring,
         Contender::GortEpoll,
         Contender::Tokio,
         Contender::Threads,
+        Contender::GortNoReactor,
     ];
 
     /// Its name in the tables, in `--child` and in `--server` kinds.
@@ -62,6 +68,7 @@ impl Contender {
             Contender::GortEpoll => "gort-epoll",
             Contender::Tokio => "tokio",
             Contender::Threads => "threads",
+            Contender::GortNoReactor => "gort-noreactor",
         }
     }
 

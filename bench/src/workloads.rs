@@ -9,8 +9,16 @@ use std::time::{Duration, Instant};
 use crate::echo_servers::{cpu_secs, start_server};
 use crate::{echo_client, echo_servers, Contender, Metrics, Size, Variant, Workload};
 
-/// Every contender.
-const ALL: &[Contender] = &Contender::ALL;
+/// The contenders of every table: gort on each backend, tokio, OS threads.
+const RUNTIMES: &[Contender] = &[
+    Contender::GortUring,
+    Contender::GortEpoll,
+    Contender::Tokio,
+    Contender::Threads,
+];
+
+/// The channel workloads' contenders: [`RUNTIMES`] and gort without the reactor.
+const CHANNELS: &[Contender] = &Contender::ALL;
 
 /// The workloads, in the order of the report.
 pub const WORKLOADS: [Workload; 9] = [
@@ -20,7 +28,7 @@ pub const WORKLOADS: [Workload; 9] = [
             peak RSS",
         columns: &["ns per unit", "peak RSS MB"],
         higher_is_better: false,
-        contenders: ALL,
+        contenders: RUNTIMES,
         variants: |size, _| counted(units(size), "tasks"),
         run: run_spawn,
     },
@@ -30,7 +38,7 @@ pub const WORKLOADS: [Workload; 9] = [
             per unit",
         columns: &["bytes per unit"],
         higher_is_better: false,
-        contenders: ALL,
+        contenders: RUNTIMES,
         variants: |size, _| counted(units(size), "tasks"),
         run: |c, args| Ok(metrics(&[("bytes_per_unit", parked(c, arg(args, 0)?)?)])),
     },
@@ -39,7 +47,7 @@ pub const WORKLOADS: [Workload; 9] = [
         description: "N round trips (threads: N/20) between two tasks (threads) over two channels",
         columns: &["ns per round trip"],
         higher_is_better: false,
-        contenders: ALL,
+        contenders: CHANNELS,
         variants: |size, _| {
             let n = units(size);
             vec![
@@ -55,12 +63,23 @@ pub const WORKLOADS: [Workload; 9] = [
     },
     Workload {
         name: "mpmc",
-        description: "4 producers x 4 consumers over one channel of capacity 1024 (tokio: \
-            async-channel; threads: std sync_channel, receiver behind a Mutex)",
+        description: "4 producers x 4 consumers, N messages (threads at capacity 0 and 1: N/10) \
+            over one channel of capacity 0, 1 or 1024 (tokio: async-channel, which has no \
+            capacity 0; threads: std sync_channel, receiver behind a Mutex)",
         columns: &["ns per message"],
         higher_is_better: false,
-        contenders: ALL,
-        variants: |size, _| counted(units(size), "messages"),
+        contenders: CHANNELS,
+        variants: |size, _| {
+            let n = units(size);
+            [0, 1, MPMC_CAP]
+                .into_iter()
+                .map(|cap| Variant {
+                    // async-channel has no rendezvous (capacity-0) channel.
+                    no_counterpart: if cap == 0 { &[Contender::Tokio] } else { &[] },
+                    ..variant(format!("cap {cap}, {n} messages"), &[n, cap])
+                })
+                .collect()
+        },
         run: run_mpmc,
     },
     Workload {
@@ -76,7 +95,7 @@ pub const WORKLOADS: [Workload; 9] = [
             "server bytes per conn",
         ],
         higher_is_better: true,
-        contenders: ALL,
+        contenders: RUNTIMES,
         variants: echo_variants,
         run: |c, args| echo(c, arg(args, 0)?, arg(args, 1)?, arg(args, 2)?),
     },
@@ -86,7 +105,7 @@ pub const WORKLOADS: [Workload; 9] = [
             echo server on core 0",
         columns: &["conns per server-CPU-s", "conns/s"],
         higher_is_better: true,
-        contenders: ALL,
+        contenders: RUNTIMES,
         variants: |size, _| {
             vec![Variant {
                 label: "32 clients".into(),
@@ -102,7 +121,7 @@ pub const WORKLOADS: [Workload; 9] = [
             process CPU time per timer",
         columns: &["CPU ns per timer"],
         higher_is_better: false,
-        contenders: ALL,
+        contenders: RUNTIMES,
         variants: |size, _| counted(units(size), "sleeps"),
         run: run_timers,
     },
@@ -112,7 +131,7 @@ pub const WORKLOADS: [Workload; 9] = [
             thread per call, N/10)",
         columns: &["ns per call"],
         higher_is_better: false,
-        contenders: ALL,
+        contenders: RUNTIMES,
         variants: |size, _| counted(units(size) / 10, "calls"),
         run: run_blocking,
     },
@@ -123,7 +142,7 @@ pub const WORKLOADS: [Workload; 9] = [
             (HTTP/1.1) or h2load (HTTP/2, 10 streams per connection), one thread on core 1",
         columns: &["req per server-CPU-s", "req/s", "p50 us", "p99 us"],
         higher_is_better: true,
-        contenders: ALL,
+        contenders: RUNTIMES,
         variants: http_variants,
         run: |c, args| {
             let (app, tool): (String, String) = (arg(args, 0)?, arg(args, 1)?);
@@ -282,15 +301,17 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize) -> io::Result<T> {
 
 /// The gort runtime for a gort contender, `workers` workers.
 fn gort_rt(contender: Contender, workers: usize) -> io::Result<gort::Runtime> {
-    let kind = match contender {
-        Contender::GortUring => gort::DriverKind::Uring,
-        Contender::GortEpoll => gort::DriverKind::Epoll,
+    let mut b = gort::Runtime::builder();
+    b.workers(workers);
+    match contender {
+        Contender::GortUring => b.driver(gort::DriverKind::Uring),
+        Contender::GortEpoll => b.driver(gort::DriverKind::Epoll),
+        Contender::GortNoReactor => {
+            b.park_with(|_| Ok(Box::new(gort::runtime::ThreadParker::new())))
+        }
         other => return Err(bad(format!("{other} is not gort"))),
     };
-    gort::Runtime::builder()
-        .workers(workers)
-        .driver(kind)
-        .build()
+    b.build()
 }
 
 fn tokio_rt(workers: usize) -> io::Result<tokio::runtime::Runtime> {
@@ -341,8 +362,9 @@ fn run_ping_pong(c: Contender, args: &[String]) -> io::Result<Metrics> {
 }
 
 fn run_mpmc(c: Contender, args: &[String]) -> io::Result<Metrics> {
-    let n: usize = arg(args, 0)?;
-    let t = mpmc(c, n)?;
+    let (n, cap): (usize, usize) = (arg(args, 0)?, arg(args, 1)?);
+    let n = mpmc_units(c, n, cap);
+    let t = mpmc(c, n, cap)?;
     Ok(metrics(&[(
         "ns_per_message",
         t.as_nanos() as f64 / n as f64,
@@ -665,13 +687,25 @@ impl Mpmc for AsyncChannel {
 
 /// Producers and consumers of the MPMC workload.
 const MPMC_SIDES: usize = 4;
+/// The MPMC workload's buffered capacity (beside 0 and 1).
 const MPMC_CAP: usize = 1024;
 
-fn mpmc(contender: Contender, n: usize) -> io::Result<Duration> {
+/// Messages a contender sends of the `n` asked: threads send `n / 10` through a channel
+/// of capacity 0 or 1 (about 5-10 us each); every contender at least two per producer.
+fn mpmc_units(contender: Contender, n: usize, cap: usize) -> usize {
+    let n = if contender == Contender::Threads && cap < 2 {
+        n / 10
+    } else {
+        n
+    };
+    n.max(2 * MPMC_SIDES)
+}
+
+fn mpmc(contender: Contender, n: usize, cap: usize) -> io::Result<Duration> {
     let per = (n / MPMC_SIDES) as u64;
     let (sum, elapsed) = match contender {
         Contender::Threads => {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(MPMC_CAP);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(cap);
             let rx = Arc::new(std::sync::Mutex::new(rx));
             let t = Instant::now();
             let ps: Vec<_> = (0..MPMC_SIDES)
@@ -701,8 +735,8 @@ fn mpmc(contender: Contender, n: usize) -> io::Result<Duration> {
             let sum = join_threads(cs)?.into_iter().sum();
             (sum, t.elapsed())
         }
-        Contender::Tokio => mpmc_async::<AsyncChannel>(&Rt::new(contender)?, per)?,
-        _ => mpmc_async::<GortChan>(&Rt::new(contender)?, per)?,
+        Contender::Tokio => mpmc_async::<AsyncChannel>(&Rt::new(contender)?, per, cap)?,
+        _ => mpmc_async::<GortChan>(&Rt::new(contender)?, per, cap)?,
     };
     // Every value 0..per from each producer, exactly once.
     let want = MPMC_SIDES as u64 * (per * (per - 1) / 2);
@@ -715,9 +749,9 @@ fn mpmc(contender: Contender, n: usize) -> io::Result<Duration> {
 }
 
 /// The MPMC workload on an async runtime: the sum received and the time.
-fn mpmc_async<C: Mpmc>(rt: &Rt, per: u64) -> io::Result<(u64, Duration)> {
+fn mpmc_async<C: Mpmc>(rt: &Rt, per: u64, cap: usize) -> io::Result<(u64, Duration)> {
     rt.block_on(async {
-        let (tx, rx) = C::bounded(MPMC_CAP);
+        let (tx, rx) = C::bounded(cap);
         let t = Instant::now();
         let ps: Vec<_> = (0..MPMC_SIDES)
             .map(|_| {
