@@ -326,11 +326,9 @@ fn median_ns(group: &str, id: &str) -> Option<f64> {
         return None;
     }
     // `{"mean":{...},"median":{"confidence_interval":{...},"point_estimate":123.4,...},...}`
-    let json = std::fs::read_to_string(&path).ok()?;
-    let median = &json[json.find("\"median\":")?..];
-    let value = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = value.find([',', '}'])?;
-    value[..end].trim().parse().ok()
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+    json.pointer("/median/point_estimate")?.as_f64()
 }
 
 fn summary(_: &mut Criterion) {

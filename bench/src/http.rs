@@ -22,7 +22,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 
 use crate::echo_servers::{cpu_secs, pin_to, start_server};
-use crate::Metrics;
+use crate::{Contender, Metrics};
 
 const BODY: &[u8] = b"Hello, world!";
 
@@ -61,15 +61,15 @@ pub fn serve(kind: &str) -> io::Result<()> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     println!("{}", listener.local_addr()?);
     io::stdout().flush()?;
-    match contender {
-        "gort-uring" | "gort-epoll" => {
-            let mut b = gort::Runtime::builder();
-            b.workers(1).driver(if contender == "gort-uring" {
-                gort::DriverKind::Uring
-            } else {
-                gort::DriverKind::Epoll
-            });
-            let rt = b.build()?;
+    let kind = match Contender::from_name(contender) {
+        Some(Contender::GortUring) => Some(gort::DriverKind::Uring),
+        Some(Contender::GortEpoll) => Some(gort::DriverKind::Epoll),
+        Some(Contender::Tokio) => None,
+        _ => return Err(io::Error::other(format!("no http server for {contender}"))),
+    };
+    match kind {
+        Some(kind) => {
+            let rt = gort::Runtime::builder().workers(1).driver(kind).build()?;
             rt.block_on(async move {
                 let l = gort::net::TcpListener::from_std(listener)?;
                 if app == "axum" {
@@ -80,7 +80,7 @@ pub fn serve(kind: &str) -> io::Result<()> {
                 }
             })
         }
-        "tokio" => {
+        None => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
@@ -96,7 +96,6 @@ pub fn serve(kind: &str) -> io::Result<()> {
                 }
             })
         }
-        other => Err(io::Error::other(format!("no http server for {other}"))),
     }
 }
 
@@ -139,7 +138,7 @@ where
 /// `secs` against `http-APP-CONTENDER`, on core 1.
 pub fn measure(
     app: &str,
-    contender: &str,
+    contender: Contender,
     tool: &str,
     conns: usize,
     secs: u64,

@@ -7,79 +7,189 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::echo_servers::{cpu_secs, start_server};
-use crate::{echo_client, echo_servers, Job, Metrics, Size};
+use crate::{echo_client, echo_servers, Contender, Metrics, Size, Variant, Workload};
 
-pub const NAMES: [&str; 9] = [
-    "spawn",
-    "parked",
-    "ping_pong",
-    "mpmc",
-    "echo",
-    "churn",
-    "timers",
-    "blocking",
-    "http",
+/// The contenders of every table: gort on each backend, tokio, OS threads.
+const RUNTIMES: &[Contender] = &[
+    Contender::GortUring,
+    Contender::GortEpoll,
+    Contender::Tokio,
+    Contender::Threads,
 ];
 
-/// Workers of the gort and tokio runtimes in the non-network workloads (the echo and
-/// churn servers run one worker, pinned to core 0).
-pub const WORKERS: usize = 2;
+/// The channel workloads' contenders: [`RUNTIMES`] and gort without the reactor.
+const CHANNELS: &[Contender] = &Contender::ALL;
 
-pub fn index(name: &str) -> usize {
-    NAMES
-        .iter()
-        .position(|n| *n == name)
-        .expect("known workload")
-}
-
-pub fn describe(w: usize) -> &'static str {
-    [
-        "spawn and join N tasks (N/100 threads); cost per unit and the process's peak RSS",
-        "N tasks (N/100 threads) each parked on a channel receive; resident bytes per unit",
-        "N round trips (threads: N/20) between two tasks (threads) over two channels",
-        "4 producers x 4 consumers over one channel of capacity 1024 (tokio: async-channel; threads: std sync_channel, receiver behind a Mutex)",
-        "server pinned to core 0 (one worker), load generator (gort on epoll, one message in flight per connection, every byte checked) on core 1; server RSS per connection while all are open",
-        "connect, one 64-byte round trip, close, 32 clients at a time against the echo server on core 0",
-        "N sleeps with random deadlines in 0..200 ms (N/100 threads sleeping); process CPU time per timer",
-        "N calls of a 20 us blocking function on the blocking pool (threads: one thread per call, N/10)",
-        "GET / answered `Hello, world!` by hyper (or axum) on one worker pinned to core 0 (tokio: hyper-util's TokioIo/TokioExecutor/TokioTimer, the same settings); wrk (HTTP/1.1) or h2load (HTTP/2, 10 streams per connection), one thread on core 1",
-    ][w]
-}
-
-pub fn columns(w: usize) -> Vec<&'static str> {
-    match NAMES[w] {
-        "spawn" => vec!["ns per unit", "peak RSS MB"],
-        "parked" => vec!["bytes per unit"],
-        "ping_pong" => vec!["ns per round trip"],
-        "mpmc" => vec!["ns per message"],
-        "echo" => vec![
+/// The workloads, in the order of the report.
+pub const WORKLOADS: [Workload; 9] = [
+    Workload {
+        name: "spawn",
+        description: "spawn and join N tasks (N/100 threads); cost per unit and the process's \
+            peak RSS",
+        columns: &["ns per unit", "peak RSS MB"],
+        higher_is_better: false,
+        contenders: RUNTIMES,
+        variants: |size, _| counted(units(size), "tasks"),
+        run: run_spawn,
+    },
+    Workload {
+        name: "parked",
+        description: "N tasks (N/100 threads) each parked on a channel receive; resident bytes \
+            per unit",
+        columns: &["bytes per unit"],
+        higher_is_better: false,
+        contenders: RUNTIMES,
+        variants: |size, _| counted(units(size), "tasks"),
+        run: |c, args| Ok(metrics(&[("bytes_per_unit", parked(c, arg(args, 0)?)?)])),
+    },
+    Workload {
+        name: "ping_pong",
+        description: "N round trips (threads: N/20) between two tasks (threads) over two channels",
+        columns: &["ns per round trip"],
+        higher_is_better: false,
+        contenders: CHANNELS,
+        variants: |size, _| {
+            let n = units(size);
+            vec![
+                // tokio has no rendezvous (capacity-0) channel.
+                Variant {
+                    no_counterpart: &[Contender::Tokio],
+                    ..variant("cap 0".into(), &[n, 0])
+                },
+                variant("cap 1".into(), &[n, 1]),
+            ]
+        },
+        run: run_ping_pong,
+    },
+    Workload {
+        name: "mpmc",
+        description: "4 producers x 4 consumers, N messages (threads at capacity 0 and 1: N/10) \
+            over one channel of capacity 0, 1 or 1024 (tokio: async-channel, which has no \
+            capacity 0; threads: std sync_channel, receiver behind a Mutex)",
+        columns: &["ns per message"],
+        higher_is_better: false,
+        contenders: CHANNELS,
+        variants: |size, _| {
+            let n = units(size);
+            [0, 1, MPMC_CAP]
+                .into_iter()
+                .map(|cap| Variant {
+                    // async-channel has no rendezvous (capacity-0) channel.
+                    no_counterpart: if cap == 0 { &[Contender::Tokio] } else { &[] },
+                    ..variant(format!("cap {cap}, {n} messages"), &[n, cap])
+                })
+                .collect()
+        },
+        run: run_mpmc,
+    },
+    Workload {
+        name: "echo",
+        description: "server pinned to core 0 (one worker), load generator (gort on epoll, one \
+            message in flight per connection, every byte checked) on core 1; server RSS per \
+            connection while all are open",
+        columns: &[
             "msg per server-CPU-s",
             "msg/s",
             "p50 us",
             "p99 us",
             "server bytes per conn",
         ],
-        "churn" => vec!["conns per server-CPU-s", "conns/s"],
-        "timers" => vec!["CPU ns per timer"],
-        "http" => vec!["req per server-CPU-s", "req/s", "p50 us", "p99 us"],
-        _ => vec!["ns per call"],
+        higher_is_better: true,
+        contenders: RUNTIMES,
+        variants: echo_variants,
+        run: |c, args| echo(c, arg(args, 0)?, arg(args, 1)?, arg(args, 2)?),
+    },
+    Workload {
+        name: "churn",
+        description: "connect, one 64-byte round trip, close, 32 clients at a time against the \
+            echo server on core 0",
+        columns: &["conns per server-CPU-s", "conns/s"],
+        higher_is_better: true,
+        contenders: RUNTIMES,
+        variants: |size, _| {
+            vec![Variant {
+                label: "32 clients".into(),
+                args: vec![secs(size).to_owned()],
+                no_counterpart: &[],
+            }]
+        },
+        run: |c, args| churn(c, arg(args, 0)?),
+    },
+    Workload {
+        name: "timers",
+        description: "N sleeps with random deadlines in 0..200 ms (N/100 threads sleeping); \
+            process CPU time per timer",
+        columns: &["CPU ns per timer"],
+        higher_is_better: false,
+        contenders: RUNTIMES,
+        variants: |size, _| counted(units(size), "sleeps"),
+        run: run_timers,
+    },
+    Workload {
+        name: "blocking",
+        description: "N calls of a 20 us blocking function on the blocking pool (threads: one \
+            thread per call, N/10)",
+        columns: &["ns per call"],
+        higher_is_better: false,
+        contenders: RUNTIMES,
+        variants: |size, _| counted(units(size) / 10, "calls"),
+        run: run_blocking,
+    },
+    Workload {
+        name: "http",
+        description: "GET / answered `Hello, world!` by hyper (or axum) on one worker pinned to \
+            core 0 (tokio: hyper-util's TokioIo/TokioExecutor/TokioTimer, the same settings); wrk \
+            (HTTP/1.1) or h2load (HTTP/2, 10 streams per connection), one thread on core 1",
+        columns: &["req per server-CPU-s", "req/s", "p50 us", "p99 us"],
+        higher_is_better: true,
+        contenders: RUNTIMES,
+        variants: http_variants,
+        run: |c, args| {
+            let (app, tool): (String, String) = (arg(args, 0)?, arg(args, 1)?);
+            crate::http::measure(&app, c, &tool, arg(args, 2)?, arg(args, 3)?)
+        },
+    },
+];
+
+/// Workers of the gort and tokio runtimes in the non-network workloads (the echo and
+/// churn servers run one worker, pinned to core 0).
+pub const WORKERS: usize = 2;
+
+/// N, the units of the non-network workloads.
+fn units(size: Size) -> usize {
+    match size {
+        Size::Full => 1_000_000,
+        Size::Quick => 200_000,
+        Size::Smoke => 2_000,
     }
 }
 
-pub fn primary_unit(w: usize) -> &'static str {
-    columns(w)[0]
+/// The measuring window of echo and churn, in seconds.
+fn secs(size: Size) -> &'static str {
+    match size {
+        Size::Full => "2",
+        Size::Quick => "1",
+        Size::Smoke => "0.2",
+    }
 }
 
-pub fn higher_is_better(w: usize) -> bool {
-    matches!(NAMES[w], "echo" | "churn" | "http")
+/// A variant every contender of its workload runs, with numeric arguments.
+fn variant(label: String, args: &[usize]) -> Variant {
+    Variant {
+        label,
+        args: args.iter().map(usize::to_string).collect(),
+        no_counterpart: &[],
+    }
 }
 
-/// A variant a contender has no counterpart for.
-pub fn skip(workload: &str, variant: &str, contender: &str) -> bool {
-    // tokio has no rendezvous (capacity-0) channel; hyper has no thread-per-connection
-    // server.
-    (workload == "ping_pong" && variant == "cap 0" && contender == "tokio")
-        || (workload == "http" && contender == "threads")
+/// The one variant of a workload whose only argument is its count, `n`.
+fn counted(n: usize, what: &str) -> Vec<Variant> {
+    vec![variant(format!("{n} {what}"), &[n])]
+}
+
+/// Named metrics, in the order given.
+fn metrics(pairs: &[(&str, f64)]) -> Metrics {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
 }
 
 /// Raises `RLIMIT_NOFILE` to its hard limit (children inherit it); returns the limit.
@@ -99,34 +209,8 @@ pub fn raise_nofile() -> u64 {
     lim.rlim_cur
 }
 
-pub fn jobs(size: Size, nofile: u64) -> Vec<Job> {
-    let n: usize = match size {
-        Size::Full => 1_000_000,
-        Size::Quick => 200_000,
-        Size::Smoke => 2_000,
-    };
-    let secs = match size {
-        Size::Full => "2",
-        Size::Quick => "1",
-        Size::Smoke => "0.2",
-    };
-    let job = |workload, variant: String, args: Vec<String>| Job {
-        workload,
-        variant,
-        args,
-    };
-    let mut v = vec![
-        job("spawn", format!("{n} tasks"), vec![n.to_string()]),
-        job("parked", format!("{n} tasks"), vec![n.to_string()]),
-    ];
-    for cap in [0, 1] {
-        v.push(job(
-            "ping_pong",
-            format!("cap {cap}"),
-            vec![n.to_string(), cap.to_string()],
-        ));
-    }
-    v.push(job("mpmc", format!("{n} messages"), vec![n.to_string()]));
+/// The echo variants: connections x message size, where `RLIMIT_NOFILE` allows.
+fn echo_variants(size: Size, nofile: u64) -> Vec<Variant> {
     let conns: &[usize] = match size {
         Size::Full => &[100, 1000, 10000],
         Size::Quick => &[100, 10000],
@@ -136,38 +220,31 @@ pub fn jobs(size: Size, nofile: u64) -> Vec<Job> {
         Size::Full => &[64, 4096],
         Size::Quick | Size::Smoke => &[64],
     };
+    let mut v = Vec::new();
     for &c in conns {
         for &s in sizes {
-            let variant = format!("{c} conns x {s} B");
+            let label = format!("{c} conns x {s} B");
             // Server and client each hold one descriptor per connection.
             if (c as u64) + 64 > nofile {
                 eprintln!(
-                    "echo {variant}: skipped, RLIMIT_NOFILE's hard limit is {nofile} \
+                    "echo {label}: skipped, RLIMIT_NOFILE's hard limit is {nofile} \
                      (raise it with `ulimit -Hn`)"
                 );
                 continue;
             }
-            v.push(job(
-                "echo",
-                variant,
-                vec![c.to_string(), s.to_string(), secs.to_owned()],
-            ));
+            v.push(Variant {
+                label,
+                args: vec![c.to_string(), s.to_string(), secs(size).to_owned()],
+                no_counterpart: &[],
+            });
         }
     }
-    v.push(job("churn", "32 clients".into(), vec![secs.to_owned()]));
-    http_jobs(size, &mut v);
-    v.push(job("timers", format!("{n} sleeps"), vec![n.to_string()]));
-    v.push(job(
-        "blocking",
-        format!("{} calls", n / 10),
-        vec![(n / 10).to_string()],
-    ));
     v
 }
 
 /// The http variants: hyper at 16/64/256 connections and axum at 64 (wrk), hyper over
 /// HTTP/2 (h2load); each only where its load generator is installed.
-fn http_jobs(size: Size, v: &mut Vec<Job>) {
+fn http_variants(size: Size, _nofile: u64) -> Vec<Variant> {
     let secs = match size {
         Size::Full => "5",
         Size::Quick | Size::Smoke => "1",
@@ -181,6 +258,7 @@ fn http_jobs(size: Size, v: &mut Vec<Job>) {
         Size::Full => &[16, 64],
         Size::Quick | Size::Smoke => &[16],
     };
+    let mut v = Vec::new();
     for (tool, pairs, pkg) in [
         ("wrk", wrk.to_vec(), "wrk"),
         (
@@ -195,18 +273,20 @@ fn http_jobs(size: Size, v: &mut Vec<Job>) {
         }
         for (app, conns) in pairs {
             let proto = if tool == "wrk" { "HTTP/1.1" } else { "HTTP/2" };
-            v.push(Job {
-                workload: "http",
-                variant: format!("{app}, {proto}, {conns} conns"),
+            v.push(Variant {
+                label: format!("{app}, {proto}, {conns} conns"),
                 args: vec![
                     app.to_owned(),
                     tool.to_owned(),
                     conns.to_string(),
                     secs.to_owned(),
                 ],
+                // hyper has no thread-per-connection server.
+                no_counterpart: &[Contender::Threads],
             });
         }
     }
+    v
 }
 
 fn bad(msg: impl Into<String>) -> io::Error {
@@ -219,17 +299,19 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize) -> io::Result<T> {
         .ok_or_else(|| bad(format!("argument {i} missing or bad in {args:?}")))
 }
 
-/// The gort runtime for a contender (`gort-uring` / `gort-epoll`), `workers` workers.
-fn gort_rt(contender: &str, workers: usize) -> io::Result<gort::Runtime> {
-    let kind = if contender == "gort-uring" {
-        gort::DriverKind::Uring
-    } else {
-        gort::DriverKind::Epoll
+/// The gort runtime for a gort contender, `workers` workers.
+fn gort_rt(contender: Contender, workers: usize) -> io::Result<gort::Runtime> {
+    let mut b = gort::Runtime::builder();
+    b.workers(workers);
+    match contender {
+        Contender::GortUring => b.driver(gort::DriverKind::Uring),
+        Contender::GortEpoll => b.driver(gort::DriverKind::Epoll),
+        Contender::GortNoReactor => {
+            b.park_with(|_| Ok(Box::new(gort::runtime::ThreadParker::new())))
+        }
+        other => return Err(bad(format!("{other} is not gort"))),
     };
-    gort::Runtime::builder()
-        .workers(workers)
-        .driver(kind)
-        .build()
+    b.build()
 }
 
 fn tokio_rt(workers: usize) -> io::Result<tokio::runtime::Runtime> {
@@ -261,56 +343,48 @@ fn cpu_secs_self() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-pub fn child(args: &[String]) -> io::Result<Metrics> {
-    let (workload, contender) = (args[0].as_str(), args[1].as_str());
-    let rest = &args[2..];
-    let m = |pairs: &[(&str, f64)]| -> Metrics {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
-    };
-    match workload {
-        "spawn" => {
-            let n: usize = arg(rest, 0)?;
-            let (units, t) = spawn(contender, n)?;
-            Ok(m(&[
-                ("ns_per_unit", t.as_nanos() as f64 / units as f64),
-                ("peak_rss_mb", proc_kb("self", "VmHWM:") / 1e6),
-            ]))
-        }
-        "parked" => Ok(m(&[("bytes_per_unit", parked(contender, arg(rest, 0)?)?)])),
-        "ping_pong" => {
-            let (n, cap): (usize, usize) = (arg(rest, 0)?, arg(rest, 1)?);
-            let t = ping_pong(contender, n, cap)?;
-            let units = ping_pong_units(contender, n);
-            Ok(m(&[(
-                "ns_per_round_trip",
-                t.as_nanos() as f64 / units as f64,
-            )]))
-        }
-        "mpmc" => {
-            let n: usize = arg(rest, 0)?;
-            let t = mpmc(contender, n)?;
-            Ok(m(&[("ns_per_message", t.as_nanos() as f64 / n as f64)]))
-        }
-        "echo" => echo(contender, arg(rest, 0)?, arg(rest, 1)?, arg(rest, 2)?),
-        "churn" => churn(contender, arg(rest, 0)?),
-        "http" => {
-            let (app, tool): (String, String) = (arg(rest, 0)?, arg(rest, 1)?);
-            crate::http::measure(&app, contender, &tool, arg(rest, 2)?, arg(rest, 3)?)
-        }
-        "timers" => {
-            let n: usize = arg(rest, 0)?;
-            let before = cpu_secs_self();
-            let units = timers(contender, n)?;
-            let cpu = cpu_secs_self() - before;
-            Ok(m(&[("cpu_ns_per_timer", cpu * 1e9 / units as f64)]))
-        }
-        "blocking" => {
-            let n: usize = arg(rest, 0)?;
-            let (units, t) = blocking(contender, n)?;
-            Ok(m(&[("ns_per_call", t.as_nanos() as f64 / units as f64)]))
-        }
-        _ => Err(bad(format!("unknown workload {workload}"))),
-    }
+fn run_spawn(c: Contender, args: &[String]) -> io::Result<Metrics> {
+    let (units, t) = spawn(c, arg(args, 0)?)?;
+    Ok(metrics(&[
+        ("ns_per_unit", t.as_nanos() as f64 / units as f64),
+        ("peak_rss_mb", proc_kb("self", "VmHWM:") / 1e6),
+    ]))
+}
+
+fn run_ping_pong(c: Contender, args: &[String]) -> io::Result<Metrics> {
+    let (n, cap): (usize, usize) = (arg(args, 0)?, arg(args, 1)?);
+    let t = ping_pong(c, n, cap)?;
+    let units = ping_pong_units(c, n);
+    Ok(metrics(&[(
+        "ns_per_round_trip",
+        t.as_nanos() as f64 / units as f64,
+    )]))
+}
+
+fn run_mpmc(c: Contender, args: &[String]) -> io::Result<Metrics> {
+    let (n, cap): (usize, usize) = (arg(args, 0)?, arg(args, 1)?);
+    let n = mpmc_units(c, n, cap);
+    let t = mpmc(c, n, cap)?;
+    Ok(metrics(&[(
+        "ns_per_message",
+        t.as_nanos() as f64 / n as f64,
+    )]))
+}
+
+fn run_timers(c: Contender, args: &[String]) -> io::Result<Metrics> {
+    let n: usize = arg(args, 0)?;
+    let before = cpu_secs_self();
+    let units = timers(c, n)?;
+    let cpu = cpu_secs_self() - before;
+    Ok(metrics(&[("cpu_ns_per_timer", cpu * 1e9 / units as f64)]))
+}
+
+fn run_blocking(c: Contender, args: &[String]) -> io::Result<Metrics> {
+    let (units, t) = blocking(c, arg(args, 0)?)?;
+    Ok(metrics(&[(
+        "ns_per_call",
+        t.as_nanos() as f64 / units as f64,
+    )]))
 }
 
 /// The async contenders, so that a workload whose code is the same on gort and tokio
@@ -329,8 +403,8 @@ enum Join<T> {
 
 impl Rt {
     /// `WORKERS` workers; gort on the contender's backend.
-    fn new(contender: &str) -> io::Result<Rt> {
-        Ok(if contender == "tokio" {
+    fn new(contender: Contender) -> io::Result<Rt> {
+        Ok(if contender == Contender::Tokio {
             Rt::Tokio(tokio_rt(WORKERS)?)
         } else {
             Rt::Gort(gort_rt(contender, WORKERS)?)
@@ -422,8 +496,8 @@ fn join_threads<T>(threads: Vec<std::thread::JoinHandle<T>>) -> io::Result<Vec<T
 }
 
 /// Spawns and joins `n` tasks (`n / 100` threads); returns the units and the time.
-fn spawn(contender: &str, n: usize) -> io::Result<(usize, Duration)> {
-    if contender == "threads" {
+fn spawn(contender: Contender, n: usize) -> io::Result<(usize, Duration)> {
+    if contender == Contender::Threads {
         let n = (n / 100).max(1);
         let t = Instant::now();
         join_threads((0..n).map(|_| std::thread::spawn(|| {})).collect())?;
@@ -436,14 +510,14 @@ fn spawn(contender: &str, n: usize) -> io::Result<(usize, Duration)> {
 }
 
 /// Resident bytes per unit parked on a channel receive.
-fn parked(contender: &str, n: usize) -> io::Result<f64> {
+fn parked(contender: Contender, n: usize) -> io::Result<f64> {
     let ready = Arc::new(AtomicUsize::new(0));
     let wait_all = |units: usize| {
         while ready.load(Ordering::Acquire) < units {
             std::thread::sleep(Duration::from_millis(5));
         }
     };
-    if contender == "threads" {
+    if contender == Contender::Threads {
         let n = (n / 100).max(1);
         let before = proc_kb("self", "VmRSS:");
         let mut txs = Vec::with_capacity(n);
@@ -485,18 +559,18 @@ fn parked(contender: &str, n: usize) -> io::Result<f64> {
 }
 
 /// Round trips a contender makes of the `n` asked (threads: `n / 20`, at ~40 us each).
-fn ping_pong_units(contender: &str, n: usize) -> usize {
-    if contender == "threads" {
+fn ping_pong_units(contender: Contender, n: usize) -> usize {
+    if contender == Contender::Threads {
         (n / 20).max(1)
     } else {
         n
     }
 }
 
-fn ping_pong(contender: &str, n: usize, cap: usize) -> io::Result<Duration> {
+fn ping_pong(contender: Contender, n: usize, cap: usize) -> io::Result<Duration> {
     let n = ping_pong_units(contender, n);
     match contender {
-        "threads" => {
+        Contender::Threads => {
             let (tx1, rx1) = std::sync::mpsc::sync_channel::<u64>(cap);
             let (tx2, rx2) = std::sync::mpsc::sync_channel::<u64>(cap);
             let t = Instant::now();
@@ -515,7 +589,7 @@ fn ping_pong(contender: &str, n: usize, cap: usize) -> io::Result<Duration> {
             let _ = echo.join();
             Ok(t.elapsed())
         }
-        "tokio" => {
+        Contender::Tokio => {
             let rt = tokio_rt(WORKERS)?;
             rt.block_on(async {
                 let (tx1, mut rx1) = tokio::sync::mpsc::channel::<u64>(cap.max(1));
@@ -613,13 +687,25 @@ impl Mpmc for AsyncChannel {
 
 /// Producers and consumers of the MPMC workload.
 const MPMC_SIDES: usize = 4;
+/// The MPMC workload's buffered capacity (beside 0 and 1).
 const MPMC_CAP: usize = 1024;
 
-fn mpmc(contender: &str, n: usize) -> io::Result<Duration> {
+/// Messages a contender sends of the `n` asked: threads send `n / 10` through a channel
+/// of capacity 0 or 1 (about 5-10 us each); every contender at least two per producer.
+fn mpmc_units(contender: Contender, n: usize, cap: usize) -> usize {
+    let n = if contender == Contender::Threads && cap < 2 {
+        n / 10
+    } else {
+        n
+    };
+    n.max(2 * MPMC_SIDES)
+}
+
+fn mpmc(contender: Contender, n: usize, cap: usize) -> io::Result<Duration> {
     let per = (n / MPMC_SIDES) as u64;
     let (sum, elapsed) = match contender {
-        "threads" => {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(MPMC_CAP);
+        Contender::Threads => {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(cap);
             let rx = Arc::new(std::sync::Mutex::new(rx));
             let t = Instant::now();
             let ps: Vec<_> = (0..MPMC_SIDES)
@@ -649,8 +735,8 @@ fn mpmc(contender: &str, n: usize) -> io::Result<Duration> {
             let sum = join_threads(cs)?.into_iter().sum();
             (sum, t.elapsed())
         }
-        "tokio" => mpmc_async::<AsyncChannel>(&Rt::new(contender)?, per)?,
-        _ => mpmc_async::<GortChan>(&Rt::new(contender)?, per)?,
+        Contender::Tokio => mpmc_async::<AsyncChannel>(&Rt::new(contender)?, per, cap)?,
+        _ => mpmc_async::<GortChan>(&Rt::new(contender)?, per, cap)?,
     };
     // Every value 0..per from each producer, exactly once.
     let want = MPMC_SIDES as u64 * (per * (per - 1) / 2);
@@ -663,9 +749,9 @@ fn mpmc(contender: &str, n: usize) -> io::Result<Duration> {
 }
 
 /// The MPMC workload on an async runtime: the sum received and the time.
-fn mpmc_async<C: Mpmc>(rt: &Rt, per: u64) -> io::Result<(u64, Duration)> {
+fn mpmc_async<C: Mpmc>(rt: &Rt, per: u64, cap: usize) -> io::Result<(u64, Duration)> {
     rt.block_on(async {
-        let (tx, rx) = C::bounded(MPMC_CAP);
+        let (tx, rx) = C::bounded(cap);
         let t = Instant::now();
         let ps: Vec<_> = (0..MPMC_SIDES)
             .map(|_| {
@@ -706,9 +792,9 @@ fn client_rt() -> io::Result<gort::Runtime> {
         .build()
 }
 
-fn echo(contender: &str, conns: usize, size: usize, secs: f64) -> io::Result<Metrics> {
+fn echo(contender: Contender, conns: usize, size: usize, secs: f64) -> io::Result<Metrics> {
     let rt = client_rt()?;
-    let (mut server, addr) = start_server(contender)?;
+    let (mut server, addr) = start_server(contender.name())?;
     let pid = server.id().to_string();
     let res = (|| {
         let base_rss = proc_kb(&pid, "VmRSS:");
@@ -761,9 +847,9 @@ fn echo(contender: &str, conns: usize, size: usize, secs: f64) -> io::Result<Met
     res
 }
 
-fn churn(contender: &str, secs: f64) -> io::Result<Metrics> {
+fn churn(contender: Contender, secs: f64) -> io::Result<Metrics> {
     let rt = client_rt()?;
-    let (mut server, addr) = start_server(contender)?;
+    let (mut server, addr) = start_server(contender.name())?;
     let res = rt.block_on(async {
         let c0 = cpu_secs(server.id())?;
         let t0 = Instant::now();
@@ -821,8 +907,8 @@ fn deadlines(n: usize) -> impl Iterator<Item = Duration> {
     })
 }
 
-fn timers(contender: &str, n: usize) -> io::Result<usize> {
-    if contender == "threads" {
+fn timers(contender: Contender, n: usize) -> io::Result<usize> {
+    if contender == Contender::Threads {
         let n = (n / 100).max(1);
         join_threads(
             deadlines(n)
@@ -841,8 +927,8 @@ fn short_blocking() {
     std::thread::sleep(Duration::from_micros(20));
 }
 
-fn blocking(contender: &str, n: usize) -> io::Result<(usize, Duration)> {
-    if contender == "threads" {
+fn blocking(contender: Contender, n: usize) -> io::Result<(usize, Duration)> {
+    if contender == Contender::Threads {
         let n = (n / 10).max(1);
         let t = Instant::now();
         join_threads((0..n).map(|_| std::thread::spawn(short_blocking)).collect())?;
