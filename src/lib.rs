@@ -16,6 +16,7 @@
 //! | `net.Listen`           | [`net::TcpListener::bind`]                  |
 //! | `GOMAXPROCS`           | `GORT_WORKERS` / [`Builder::workers`]       |
 //! | `func main()`          | `#[gort::main] async fn main()`             |
+//! | `go test -timeout 20s` | [`#[gort::test(timeout = 20)]`](test) `async fn ..()` |
 //!
 //! ```
 //! #[gort::main]
@@ -23,6 +24,23 @@
 //!     let answer = gort::spawn(async { 6 * 7 }).await.unwrap();
 //!     assert_eq!(answer, 42);
 //! }
+//! ```
+//!
+//! Tests run on a runtime of their own with [`#[gort::test]`](test), which takes
+//! `workers = N` and `timeout = SECS` (or `timeout = "500ms"`), in any order. A test
+//! still running when its timeout expires is a hang, and a hang is a bug: it writes
+//! ``test `NAME` did not finish within 20 s: aborting (a hang is a bug)`` to stderr and
+//! aborts the test binary, instead of hanging CI. A test that finishes, or panics,
+//! disarms it at once (no polling, no delay).
+//!
+//! ```
+//! #[gort::test(workers = 2, timeout = 20)]
+//! async fn ping_pong() {
+//!     let (tx, rx) = gort::chan::bounded(0);
+//!     gort::spawn(async move { tx.send(1).await.unwrap() });
+//!     assert_eq!(rx.recv().await, Some(1));
+//! }
+//! # fn main() {} // doctests do not run #[test] functions
 //! ```
 
 #![forbid(unsafe_code)]
@@ -99,6 +117,103 @@ pub mod __private {
         match builder(workers).build() {
             Ok(rt) => rt,
             Err(err) => panic!("gort: cannot start the runtime: {err}"),
+        }
+    }
+
+    pub use timeout::TestTimeout;
+
+    mod timeout {
+        use std::sync::{Arc, Condvar, Mutex, PoisonError};
+        use std::thread::JoinHandle;
+        use std::time::Duration;
+
+        /// `#[gort::test(timeout = ..)]`: aborts the whole process, naming the test, if
+        /// the guard is still alive after `limit` (a hang is a bug, and a hung test
+        /// would otherwise hang CI). Dropping the guard, at the end of the test or while
+        /// a panic unwinds it, disarms it: the watchdog thread sleeps on a condition
+        /// variable until then, so a test that finishes pays one thread start and one
+        /// wake-up, and no polling.
+        #[must_use = "the watchdog is disarmed as soon as the guard is dropped"]
+        pub struct TestTimeout {
+            shared: Arc<Shared>,
+            thread: Option<JoinHandle<()>>,
+        }
+
+        struct Shared {
+            done: Mutex<bool>,
+            finished: Condvar,
+        }
+
+        impl TestTimeout {
+            /// Arms the watchdog for the test `name` in module `module_path` (as
+            /// `module_path!()` writes it: the crate first, which the test harness
+            /// leaves out of a test's name, and so does the message).
+            pub fn arm(module_path: &'static str, name: &'static str, limit: Duration) -> Self {
+                let shared = Arc::new(Shared {
+                    done: Mutex::new(false),
+                    finished: Condvar::new(),
+                });
+                let watched = Arc::clone(&shared);
+                let thread = std::thread::Builder::new()
+                    .name("gort-timeout".into())
+                    .spawn(move || {
+                        let done = watched.done.lock().unwrap_or_else(PoisonError::into_inner);
+                        // `wait_timeout_while` sleeps again after a spurious wake-up,
+                        // for what is left of `limit`.
+                        let (done, _) = watched
+                            .finished
+                            .wait_timeout_while(done, limit, |done| !*done)
+                            .unwrap_or_else(PoisonError::into_inner);
+                        if !*done {
+                            expire(module_path, name, limit);
+                        }
+                    })
+                    .unwrap_or_else(|err| {
+                        panic!("gort: cannot start the watchdog thread of a test timeout: {err}")
+                    });
+                TestTimeout {
+                    shared,
+                    thread: Some(thread),
+                }
+            }
+        }
+
+        impl Drop for TestTimeout {
+            fn drop(&mut self) {
+                *self
+                    .shared
+                    .done
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = true;
+                self.shared.finished.notify_one();
+                // Joined, so no watchdog thread outlives its test (tests that count
+                // this process's threads do not see it); it is awake already.
+                if let Some(thread) = self.thread.take() {
+                    let _ = thread.join();
+                }
+            }
+        }
+
+        #[cold]
+        fn expire(module_path: &str, name: &str, limit: Duration) -> ! {
+            let test = match module_path.split_once("::") {
+                Some((_crate, module)) => format!("{module}::{name}"),
+                None => name.to_owned(),
+            };
+            let limit = if limit.subsec_nanos() == 0 {
+                format!("{} s", limit.as_secs())
+            } else {
+                format!("{} ms", limit.as_millis())
+            };
+            // Straight to the descriptor: `eprintln!` from a test (and from the
+            // threads it starts) is captured by the harness, and the capture is lost
+            // with the abort.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "test `{test}` did not finish within {limit}: aborting (a hang is a bug)"
+            );
+            std::process::abort();
         }
     }
 }

@@ -9,11 +9,25 @@
 //!
 //! #[gort::test]
 //! async fn it_works() { .. }
+//!
+//! #[gort::test(workers = 2, timeout = 20)]   // aborts the test binary if still running after 20 s
+//! async fn it_does_not_hang() { .. }
 //! ```
 //!
-//! Arguments: `workers = N` (a positive integer) and `crate = "path"` (where the gort
-//! facade is, for crates that re-export it). Anything else, a non-`async` function, or
-//! a `main` with parameters is a compile error pointing at the mistake.
+//! Arguments, in any order, separated by commas:
+//!
+//! - `workers = N` (a positive integer): the runtime's worker threads.
+//! - `timeout = SECS` (`#[gort::test]` only): whole seconds, or a string with its unit,
+//!   `timeout = "500ms"` or `timeout = "20s"`. A test still running after that long
+//!   writes ``test `NAME` did not finish within 20 s: aborting (a hang is a bug)`` to the
+//!   stderr descriptor (past the harness's capture) and aborts the process, so that a
+//!   hang fails loudly instead of hanging CI. The time covers starting the runtime, the
+//!   body and the runtime's shutdown. A finished (or panicked) test disarms it at once:
+//!   it costs a thread that sleeps until then, no polling and no delay.
+//! - `crate = "path"`: where the gort facade is, for crates that re-export it.
+//!
+//! Anything else, a bad value, a non-`async` function, or a `main` with parameters is a
+//! compile error pointing at the mistake.
 
 #![forbid(unsafe_code)]
 
@@ -25,7 +39,7 @@ use quote::{quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ItemFn, Lit, MetaNameValue, ReturnType, Token};
+use syn::{Expr, ExprLit, Ident, ItemFn, Lit, MetaNameValue, ReturnType, Token};
 
 /// Runs `async fn main` on a new gort runtime. See the crate docs for the arguments.
 #[proc_macro_attribute]
@@ -33,7 +47,10 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args.into(), item.into(), Kind::Main).into()
 }
 
-/// Runs an `async fn` test on a new gort runtime. See the crate docs for the arguments.
+/// Runs an `async fn` test on a new gort runtime: `#[gort::test]`,
+/// `#[gort::test(workers = 2)]`, `#[gort::test(timeout = 20)]` (abort the process,
+/// naming the test, if it has not finished in 20 s), or both. See the crate docs for the
+/// arguments.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args.into(), item.into(), Kind::Test).into()
@@ -99,6 +116,8 @@ impl Kind {
 
 struct Config {
     workers: Option<usize>,
+    /// `#[gort::test(timeout = ..)]`, in milliseconds.
+    timeout_ms: Option<u64>,
     krate: syn::Path,
 }
 
@@ -129,6 +148,7 @@ fn expand(args: TokenStream2, item: TokenStream2, kind: Kind) -> TokenStream2 {
 fn parse_config(args: TokenStream2, kind: Kind) -> syn::Result<Config> {
     let mut config = Config {
         workers: None,
+        timeout_ms: None,
         krate: syn::parse_quote!(::gort),
     };
     let args = Punctuated::<MetaNameValue, Token![,]>::parse_terminated.parse2(args)?;
@@ -149,6 +169,15 @@ fn parse_config(args: TokenStream2, kind: Kind) -> syn::Result<Config> {
                 }
                 config.workers = Some(n);
             }
+            "timeout" if kind == Kind::Test => {
+                config.timeout_ms = Some(timeout_value(&arg.value)?);
+            }
+            "timeout" => {
+                return Err(syn::Error::new(
+                    arg.path.span(),
+                    "`timeout` is for #[gort::test]; #[gort::main] runs as long as it takes",
+                ));
+            }
             "crate" => {
                 let Expr::Lit(ExprLit {
                     lit: Lit::Str(s), ..
@@ -162,11 +191,20 @@ fn parse_config(args: TokenStream2, kind: Kind) -> syn::Result<Config> {
                 config.krate = s.parse()?;
             }
             _ => {
+                let expected = match kind {
+                    Kind::Main => "`workers = N` or `crate = \"path\"`",
+                    Kind::Test => "`workers = N`, `timeout = SECS` or `crate = \"path\"`",
+                };
                 return Err(syn::Error::new(
                     arg.path.span(),
                     format!(
-                        "unknown argument `{}` for #[{}]; expected `workers = N` or `crate = \"path\"`",
-                        quote!(#arg).to_string().split('=').next().unwrap_or("").trim(),
+                        "unknown argument `{}` for #[{}]; expected {expected}",
+                        quote!(#arg)
+                            .to_string()
+                            .split('=')
+                            .next()
+                            .unwrap_or("")
+                            .trim(),
                         kind.name()
                     ),
                 ));
@@ -185,6 +223,64 @@ fn int_value(value: &Expr, name: &str) -> syn::Result<usize> {
             other.span(),
             format!("`{name}` takes a positive integer, like `{name} = 2`"),
         )),
+    }
+}
+
+/// `timeout = 20` (whole seconds) or `timeout = "500ms"` / `"20s"` (a string with its
+/// unit), in milliseconds; at least 1 ms.
+fn timeout_value(value: &Expr) -> syn::Result<u64> {
+    const USAGE: &str =
+        "`timeout` takes whole seconds or a string with its unit: `timeout = 20` or `timeout = \"500ms\"`";
+    let (ms, span) = match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => {
+            // `timeout = 500ms` lexes as 500 with the suffix `ms`: refuse every suffix
+            // rather than read it as 500 seconds.
+            if !i.suffix().is_empty() {
+                return Err(syn::Error::new(
+                    i.span(),
+                    format!(
+                        "`timeout = N` counts whole seconds; write a unit in a string: `timeout = \"{}{}\"`",
+                        i.base10_digits(),
+                        i.suffix()
+                    ),
+                ));
+            }
+            // An integer literal that is not a `u64` is too large.
+            let secs = i.base10_parse::<u64>().ok();
+            (secs.and_then(|s| s.checked_mul(1000)), i.span())
+        }
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => {
+            let text = s.value();
+            let text = text.trim();
+            let digits = text
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len());
+            let (number, unit) = text.split_at(digits);
+            let scale = match unit.trim() {
+                "ms" => 1,
+                "s" => 1000,
+                _ => {
+                    return Err(syn::Error::new(
+                        s.span(),
+                        "a `timeout` string is a whole number of `ms` or `s`, like \"500ms\" or \"20s\"",
+                    ))
+                }
+            };
+            let n = number
+                .parse::<u64>()
+                .map_err(|_| syn::Error::new(s.span(), USAGE))?;
+            (n.checked_mul(scale), s.span())
+        }
+        other => return Err(syn::Error::new(other.span(), USAGE)),
+    };
+    match ms {
+        Some(0) => Err(syn::Error::new(span, "`timeout` must be more than zero")),
+        Some(ms) => Ok(ms),
+        None => Err(syn::Error::new(span, "`timeout` is too large")),
     }
 }
 
@@ -256,6 +352,25 @@ fn build(input: ItemFn, config: Config, kind: Kind) -> syn::Result<TokenStream2>
         let body = ::core::pin::pin!(async move #body);
         let body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #output_ty>> = body;
         #start.block_on(body)
+    };
+    // The watchdog is armed before the runtime starts and disarmed after it has shut
+    // down, so a hang in either counts too; `drop` while a panic unwinds disarms it.
+    let run = match config.timeout_ms {
+        None => run,
+        Some(ms) => {
+            let guard = Ident::new("__gort_timeout", Span::mixed_site());
+            let output = Ident::new("__gort_output", Span::mixed_site());
+            quote! {
+                let #guard = #krate::__private::TestTimeout::arm(
+                    ::core::module_path!(),
+                    ::core::stringify!(#ident),
+                    ::core::time::Duration::from_millis(#ms),
+                );
+                let #output = { #run };
+                ::core::mem::drop(#guard);
+                #output
+            }
+        }
     };
     Ok(quote! {
         #test_attr

@@ -1,0 +1,2 @@
+#[gort::main(timeout = 5)]
+async fn main() {}
