@@ -21,9 +21,8 @@ fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
     std::pin::Pin::new(fut).poll(&mut Context::from_waker(std::task::Waker::noop()))
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn chan_fifo_per_sender_across_many_senders() {
-    let _w = watchdog("chan_fifo_per_sender_across_many_senders", 30);
     for cap in [0, 1, 16] {
         let (tx, rx) = chan::bounded::<(usize, usize)>(cap);
         const SENDERS: usize = 8;
@@ -48,9 +47,8 @@ async fn chan_fifo_per_sender_across_many_senders() {
     }
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn chan_unbuffered_send_waits_for_receiver() {
-    let _w = watchdog("chan_unbuffered_send_waits_for_receiver", 20);
     let (tx, rx) = chan::bounded::<u32>(0);
     let sent = Arc::new(AtomicBool::new(false));
     let s = sent.clone();
@@ -72,9 +70,8 @@ async fn chan_unbuffered_send_waits_for_receiver() {
     assert!(sent.load(Ordering::SeqCst));
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn chan_close_wakes_all_receivers_and_senders() {
-    let _w = watchdog("chan_close_wakes_all_receivers_and_senders", 20);
     let (tx, rx) = chan::bounded::<u32>(0);
     let woken = Arc::new(AtomicUsize::new(0));
     let mut hs = Vec::new();
@@ -169,9 +166,8 @@ async fn chan_try_ops_and_introspection() {
 
 /// Go's TestSelectFairness in spirit: with several branches always ready, each wins
 /// about equally often (chi-square, p = 0.001).
-#[gort::test]
+#[gort::test(timeout = 30)]
 async fn chan_select_is_fair_among_ready_branches() {
-    let _w = watchdog("chan_select_is_fair_among_ready_branches", 30);
     const ROUNDS: usize = 6_000;
     let chans: Vec<_> = (0..3).map(|_| chan::unbounded::<u8>()).collect();
     for (tx, _) in &chans {
@@ -216,9 +212,8 @@ async fn chan_select_default_runs_when_nothing_is_ready() {
     assert!(tx.try_send(2).unwrap_err().is_full());
 }
 
-#[gort::test]
+#[gort::test(timeout = 20)]
 async fn chan_select_losing_branch_consumes_and_sends_nothing() {
-    let _w = watchdog("chan_select_losing_branch_consumes_and_sends_nothing", 20);
     for _ in 0..500 {
         let (atx, arx) = chan::bounded::<u32>(1);
         let (btx, brx) = chan::bounded::<u32>(1);
@@ -238,9 +233,8 @@ async fn chan_select_losing_branch_consumes_and_sends_nothing() {
     }
 }
 
-#[gort::test]
+#[gort::test(timeout = 20)]
 async fn chan_select_closed_branch_pattern_disables_branch() {
-    let _w = watchdog("chan_select_closed_branch_pattern_disables_branch", 20);
     let (tx, rx) = chan::bounded::<u32>(1);
     tx.close();
     let (tx2, rx2) = chan::bounded::<u32>(1);
@@ -263,9 +257,8 @@ async fn chan_select_closed_branch_pattern_disables_branch() {
 
 /// Go's TestSelfSelect: two tasks each select { send p, receive } on one channel; on an
 /// unbuffered channel a task must never receive its own value.
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn chan_select_loop_sends_and_receives_on_same_channel() {
-    let _w = watchdog("chan_select_loop_sends_and_receives_on_same_channel", 60);
     for cap in [0usize, 10] {
         let (tx, rx) = chan::bounded::<usize>(cap);
         let mut hs = Vec::new();
@@ -291,9 +284,8 @@ async fn chan_select_loop_sends_and_receives_on_same_channel() {
 }
 
 /// Go's prime sieve over a chain of unbuffered channels.
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn chan_prime_sieve() {
-    let _w = watchdog("chan_prime_sieve", 30);
     let (tx, mut rx) = chan::bounded::<u64>(0);
     gort::spawn(async move {
         let mut i = 2;
@@ -319,9 +311,8 @@ async fn chan_prime_sieve() {
     assert_eq!(primes[99], 541);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn chan_zero_sized_values() {
-    let _w = watchdog("chan_zero_sized_values", 20);
     for cap in [0, 1, 1000] {
         let (tx, rx) = chan::bounded::<()>(cap);
         let h = gort::spawn(async move {
@@ -338,9 +329,8 @@ async fn chan_zero_sized_values() {
     }
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn chan_mpmc_every_value_exactly_once() {
-    let _w = watchdog("chan_mpmc_every_value_exactly_once", 60);
     for cap in [0, 1, 1024] {
         let (tx, rx) = chan::bounded::<u64>(cap);
         const PER: u64 = 5_000;
@@ -375,9 +365,8 @@ async fn chan_mpmc_every_value_exactly_once() {
 }
 
 /// Cancel safety: a `recv` future dropped at any point loses no value.
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn chan_dropped_recv_futures_lose_nothing() {
-    let _w = watchdog("chan_dropped_recv_futures_lose_nothing", 30);
     for cap in [0, 4] {
         let (tx, rx) = chan::bounded::<u32>(cap);
         const N: u32 = 2_000;
@@ -443,7 +432,7 @@ async fn chan_dropped_waiting_send_sends_nothing() {
 
 #[test]
 fn chan_blocking_variants_bridge_threads_and_tasks() {
-    let _w = watchdog("chan_blocking_variants_bridge_threads_and_tasks", 20);
+    let _w = watchdog!(20);
     let rt = gort::Runtime::builder().workers(2).build().unwrap();
     let (tx, rx) = chan::bounded::<u32>(0);
     let (back_tx, back_rx) = chan::bounded::<u32>(0);
@@ -486,12 +475,8 @@ async fn chan_receiver_is_a_stream() {
     assert_eq!(doubled, [0, 2, 4, 6, 8]);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn chan_select_between_two_selecting_tasks_never_deadlocks() {
-    let _w = watchdog(
-        "chan_select_between_two_selecting_tasks_never_deadlocks",
-        30,
-    );
     let (atx, arx) = chan::bounded::<u32>(0);
     let (btx, brx) = chan::bounded::<u32>(0);
     let counts = Arc::new(std::sync::Mutex::new(HashMap::<&str, usize>::new()));

@@ -30,9 +30,8 @@ async fn pair() -> (TcpStream, std::net::TcpStream) {
 /// The peer resets the connection (`SO_LINGER` 0, then close) while a task reads and
 /// another writes: each gets an error (or end of file), never a hang or a panic, and
 /// the runtime goes on serving a fresh connection.
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn fault_peer_reset_mid_read_and_mid_write() {
-    let _w = watchdog("fault_peer_reset_mid_read_and_mid_write", 30);
     let (s, peer) = pair().await;
     let s = Arc::new(s);
     let r = s.clone();
@@ -83,9 +82,8 @@ async fn fault_peer_reset_mid_read_and_mid_write() {
 /// A 64 MiB `write_all` to a peer that reads 1 MiB and closes: the write fails with
 /// `BrokenPipe`/`ConnectionReset` (no `SIGPIPE` kills the process) within a bound,
 /// and the first MiB arrived intact.
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn fault_peer_closes_mid_64mib_write() {
-    let _w = watchdog("fault_peer_closes_mid_64mib_write", 60);
     let (s, mut peer) = pair().await;
     let data: Vec<u8> = (0..64u32 << 20).map(|i| (i % 251) as u8).collect();
     let expect = data[..1 << 20].to_vec();
@@ -112,9 +110,8 @@ async fn fault_peer_closes_mid_64mib_write() {
 /// task is aborted), a waker's `wake`, a `spawn_blocking` closure, a `select!`
 /// branch. Each ends its own task (or call) with a panic error; the runtime, its
 /// workers and the channel involved go on.
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn fault_panics_in_poll_drop_waker_blocking_and_select() {
-    let _w = watchdog("fault_panics_in_poll_drop_waker_blocking_and_select", 30);
     // In a poll.
     let e = gort::spawn(async { panic!("in a poll") })
         .await
@@ -197,9 +194,8 @@ async fn fault_panics_in_poll_drop_waker_blocking_and_select() {
 /// `mem::forget` of pending read futures (the readiness read and, on io_uring, a
 /// native `RECV` with its buffer): nothing is freed under the kernel (the forgotten
 /// buffer is leaked, not reused), and the stream goes on reading and closing.
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn fault_forgotten_pending_reads() {
-    let _w = watchdog("fault_forgotten_pending_reads", 30);
     let (s, mut peer) = pair().await;
     {
         let mut buf = [0u8; 16];
@@ -229,7 +225,7 @@ async fn fault_forgotten_pending_reads() {
         .is_some_and(|d| d.kind() == gort::DriverKind::Epoll);
     let mut got = [0u8; 5];
     if epoll {
-        // No time limit (the watchdog bounds a hang): the bytes must come.
+        // No time limit (the test's timeout bounds a hang): the bytes must come.
         let n = s.read(&mut got).await.unwrap();
         assert!(n > 0);
         assert_eq!(&got[..n], &b"after"[..n]);
@@ -247,7 +243,7 @@ async fn fault_forgotten_pending_reads() {
 /// that keeps a runtime per thread): no panic about destroyed thread-locals, no abort.
 #[test]
 fn fault_runtime_inside_a_thread_local_destructor() {
-    let _w = watchdog("fault_runtime_inside_a_thread_local_destructor", 30);
+    let _w = watchdog!(30);
     struct UsesRuntimeOnDrop(Arc<AtomicUsize>);
     impl Drop for UsesRuntimeOnDrop {
         fn drop(&mut self) {
@@ -291,7 +287,7 @@ fn fault_runtime_inside_a_thread_local_destructor() {
 /// after: no crash, no hang; a wake after the drop does nothing.
 #[test]
 fn fault_cross_thread_wakes_while_the_runtime_drops() {
-    let _w = watchdog("fault_cross_thread_wakes_while_the_runtime_drops", 60);
+    let _w = watchdog!(60);
     /// Parks its task forever, publishing the task's waker.
     struct Publish(Arc<Mutex<Vec<Waker>>>);
     impl std::future::Future for Publish {
@@ -345,6 +341,6 @@ fn fault_cross_thread_wakes_while_the_runtime_drops() {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn faults_every_test_again_on_io_uring() {
-    let _w = watchdog("faults_every_test_again_on_io_uring", 240);
+    let _w = watchdog!(240);
     common::rerun_all_on_io_uring("faults_every_test_again_on_io_uring");
 }

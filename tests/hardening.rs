@@ -16,9 +16,8 @@ fn temp_path(name: &str) -> std::path::PathBuf {
 
 /// Each re-poll of a pending seek used to seek again: after reading 10 bytes,
 /// `seek(Current(5))` landed on 15 in 11 of 50 tries (20, 25, 40, even 3955 otherwise).
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn fs_seek_is_issued_once_however_often_it_is_polled() {
-    let _w = watchdog("fs_seek_is_issued_once_however_often_it_is_polled", 60);
     let path = temp_path("seek");
     let data: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
     gort::fs::write(&path, &data).await.unwrap();
@@ -49,9 +48,8 @@ async fn fs_seek_is_issued_once_however_often_it_is_polled() {
 /// A read that failed (`File::open("/")`, then `read`: `EISDIR`) left the file busy
 /// with a finished job; the next read panicked with "JoinHandle polled after it
 /// returned its output".
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn fs_failed_read_leaves_the_file_usable() {
-    let _w = watchdog("fs_failed_read_leaves_the_file_usable", 30);
     let mut dir = gort::fs::File::open("/").await.unwrap();
     let mut buf = [0u8; 16];
     for _ in 0..3 {
@@ -79,9 +77,8 @@ async fn fs_failed_read_leaves_the_file_usable() {
 /// `read_at(usize::MAX, ..)` aborted the process allocating a buffer of that size. It
 /// must read what the file holds, allocating for that only; huge reads still arrive
 /// whole.
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn fs_read_at_huge_length_allocates_for_the_data_only() {
-    let _w = watchdog("fs_read_at_huge_length_allocates_for_the_data_only", 60);
     let path = temp_path("read_at");
     let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 253) as u8).collect();
     gort::fs::write(&path, &big).await.unwrap();
@@ -114,7 +111,7 @@ async fn fs_read_at_huge_length_allocates_for_the_data_only() {
 /// also cancels from its root in one go, and every scope is released.
 #[test]
 fn context_million_deep_chain_drops_without_recursion() {
-    let _w = watchdog("context_million_deep_chain_drops_without_recursion", 120);
+    let _w = watchdog!(120);
     const DEPTH: usize = 1_000_000;
     let root = gort::sync::Context::background().with_cancel();
     let (root_ctx, root_cancel) = root;
@@ -141,7 +138,7 @@ fn context_million_deep_chain_drops_without_recursion() {
 /// input). In range, the extremes work.
 #[test]
 fn builder_knobs_out_of_range_are_errors_naming_the_knob() {
-    let _w = watchdog("builder_knobs_out_of_range_are_errors_naming_the_knob", 60);
+    let _w = watchdog!(60);
     type Knob = fn(&mut gort::Builder);
     let bad: [(&str, Knob); 8] = [
         ("Builder::workers", |b| {
@@ -210,9 +207,8 @@ fn builder_knobs_out_of_range_are_errors_naming_the_knob() {
 /// `sleep`, `timeout` and `interval` of `Duration::MAX` panicked with "overflow when
 /// adding duration to instant"; Go and tokio treat a huge duration as "far in the
 /// future". So does a huge `Context::with_timeout`.
-#[gort::test(workers = 1)]
+#[gort::test(workers = 1, timeout = 30)]
 async fn time_duration_max_means_far_in_the_future() {
-    let _w = watchdog("time_duration_max_means_far_in_the_future", 30);
     let r = gort::time::timeout(Duration::MAX, async { 7 }).await;
     assert_eq!(r.unwrap(), 7);
     let slept =
@@ -240,10 +236,7 @@ async fn time_duration_max_means_far_in_the_future() {
 /// only. Also a channel shared by two runtimes: the sender's runtime wakes the other.
 #[test]
 fn deadlock_check_sees_a_task_of_another_runtime_that_will_wake_it() {
-    let _w = watchdog(
-        "deadlock_check_sees_a_task_of_another_runtime_that_will_wake_it",
-        30,
-    );
+    let _w = watchdog!(30);
     let rt1 = gort::Runtime::builder().workers(1).build().unwrap();
     let rt2 = gort::Runtime::builder().workers(1).build().unwrap();
     let task = rt2.spawn(async {
@@ -268,10 +261,7 @@ fn deadlock_check_sees_a_task_of_another_runtime_that_will_wake_it() {
 /// io_uring only (on epoll there is no submission to refuse): runs in the rerun.
 #[test]
 fn uring_refused_submissions_are_retried_and_never_forgotten() {
-    let _w = watchdog(
-        "uring_refused_submissions_are_retried_and_never_forgotten",
-        60,
-    );
+    let _w = watchdog!(60);
     let rt = gort::Runtime::builder().workers(1).build().unwrap();
     if rt.driver() != Some(gort::DriverKind::Uring) {
         eprintln!("epoll: no submissions to refuse (the io_uring rerun covers this test)");
@@ -325,12 +315,8 @@ fn uring_refused_submissions_are_retried_and_never_forgotten() {
 
 /// A datagram larger than the buffer was cut with no way to know: `peek_len` now
 /// gives its whole length first (and the cut is documented, as `recvfrom(2)`'s).
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn udp_peek_len_tells_the_whole_datagram_size_before_it_is_cut() {
-    let _w = watchdog(
-        "udp_peek_len_tells_the_whole_datagram_size_before_it_is_cut",
-        30,
-    );
     let rx = gort::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let tx = gort::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let to = rx.local_addr().unwrap();
@@ -360,7 +346,7 @@ async fn udp_peek_len_tells_the_whole_datagram_size_before_it_is_cut() {
 /// from inside another thread-local's destructor: see `tests/faults.rs`.)
 #[test]
 fn enter_guards_restore_in_order_and_refuse_out_of_order() {
-    let _w = watchdog("enter_guards_restore_in_order_and_refuse_out_of_order", 30);
+    let _w = watchdog!(30);
     // Told apart by their worker counts.
     let rt0 = gort::Runtime::builder().workers(1).build().unwrap();
     let rt1 = gort::Runtime::builder().workers(3).build().unwrap();
@@ -399,6 +385,6 @@ fn enter_guards_restore_in_order_and_refuse_out_of_order() {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn hardening_every_test_again_on_io_uring() {
-    let _w = watchdog("hardening_every_test_again_on_io_uring", 240);
+    let _w = watchdog!(240);
     common::rerun_all_on_io_uring("hardening_every_test_again_on_io_uring");
 }

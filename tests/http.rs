@@ -183,9 +183,8 @@ fn get(path: &str) -> Request<Body> {
         .unwrap()
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn http_get_and_post_1mib_echoed_and_checked() {
-    let _w = watchdog("http_get_and_post_1mib_echoed_and_checked", 60);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let addr = start(Routes::default()).await;
@@ -212,9 +211,8 @@ async fn http_get_and_post_1mib_echoed_and_checked() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn http_upgrade_hands_the_connection_to_the_handler() {
-    let _w = watchdog("http_upgrade_hands_the_connection_to_the_handler", 60);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let addr = start(Routes::default()).await;
@@ -248,9 +246,8 @@ async fn http_upgrade_hands_the_connection_to_the_handler() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 120)]
 async fn http_1000_keep_alive_requests_on_one_connection() {
-    let _w = watchdog("http_1000_keep_alive_requests_on_one_connection", 120);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let addr = start(Routes::default()).await;
@@ -271,9 +268,8 @@ async fn http_1000_keep_alive_requests_on_one_connection() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn http2_100_concurrent_streams_on_one_connection() {
-    let _w = watchdog("http2_100_concurrent_streams_on_one_connection", 60);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let routes = Routes {
@@ -309,12 +305,8 @@ async fn http2_100_concurrent_streams_on_one_connection() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn http_header_read_timeout_closes_a_client_that_sends_half_a_request() {
-    let _w = watchdog(
-        "http_header_read_timeout_closes_a_client_that_sends_half_a_request",
-        30,
-    );
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -352,12 +344,8 @@ async fn http_header_read_timeout_closes_a_client_that_sends_half_a_request() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn http_header_read_timeout_also_closes_a_silent_client_and_a_partial_http2_preface() {
-    let _w = watchdog(
-        "http_header_read_timeout_also_closes_a_silent_client_and_a_partial_http2_preface",
-        30,
-    );
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -395,12 +383,8 @@ async fn http_header_read_timeout_also_closes_a_silent_client_and_a_partial_http
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn http_graceful_shutdown_finishes_in_flight_and_refuses_new() {
-    let _w = watchdog(
-        "http_graceful_shutdown_finishes_in_flight_and_refuses_new",
-        60,
-    );
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let routes = Routes::default();
@@ -455,9 +439,8 @@ async fn http_graceful_shutdown_finishes_in_flight_and_refuses_new() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn http_graceful_shutdown_is_bounded_by_the_grace_period() {
-    let _w = watchdog("http_graceful_shutdown_is_bounded_by_the_grace_period", 60);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let routes = Routes::default();
@@ -490,9 +473,8 @@ async fn http_graceful_shutdown_is_bounded_by_the_grace_period() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn http_axum_example_routes_answer() {
-    let _w = watchdog("http_axum_example_routes_answer", 60);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -563,9 +545,8 @@ async fn http_axum_example_routes_answer() {
 
 /// hyper's I/O traits on a Unix stream pair and through the `Io` adapter (a
 /// futures-io stream, as a TLS stream would be): one request each.
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn http_over_unix_stream_and_the_io_adapter() {
-    let _w = watchdog("http_over_unix_stream_and_the_io_adapter", 60);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let (a, b) = gort::net::UnixStream::pair().unwrap();
@@ -637,6 +618,6 @@ fn _assert_sleep_is_send_sync() {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn http_every_test_again_on_io_uring() {
-    let _w = watchdog("http_every_test_again_on_io_uring", 300);
+    let _w = watchdog!(300);
     common::rerun_all_on_io_uring("http_every_test_again_on_io_uring");
 }

@@ -99,12 +99,8 @@ impl ToSocketAddrs for Name {
     }
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn lookup_connect_timeout_splits_the_deadline_between_addresses() {
-    let _w = watchdog(
-        "lookup_connect_timeout_splits_the_deadline_between_addresses",
-        60,
-    );
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let hole = blackhole();
@@ -140,6 +136,6 @@ async fn lookup_connect_timeout_splits_the_deadline_between_addresses() {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn lookup_every_test_again_on_io_uring() {
-    let _w = watchdog("lookup_every_test_again_on_io_uring", 120);
+    let _w = watchdog!(120);
     common::rerun_all_on_io_uring("lookup_every_test_again_on_io_uring");
 }

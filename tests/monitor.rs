@@ -164,49 +164,43 @@ fn check(workers: usize, kind: Ticker, how: Block) {
 
 #[test]
 fn rt_sleep_loop_keeps_time_beside_a_task_sleeping_in_its_poll() {
-    let _w = watchdog(
-        "rt_sleep_loop_keeps_time_beside_a_task_sleeping_in_its_poll",
-        30,
-    );
+    let _w = watchdog!(30);
     check(1, Ticker::Sleep, Block::Sleep);
 }
 
 #[test]
 fn rt_sleep_loop_keeps_time_beside_a_busy_loop() {
-    let _w = watchdog("rt_sleep_loop_keeps_time_beside_a_busy_loop", 30);
+    let _w = watchdog!(30);
     check(1, Ticker::Sleep, Block::Spin);
 }
 
 #[test]
 fn rt_interval_keeps_time_beside_a_blocked_worker() {
-    let _w = watchdog("rt_interval_keeps_time_beside_a_blocked_worker", 30);
+    let _w = watchdog!(30);
     check(1, Ticker::Interval, Block::Sleep);
 }
 
 #[test]
 fn rt_timeout_fires_beside_a_blocked_worker() {
-    let _w = watchdog("rt_timeout_fires_beside_a_blocked_worker", 30);
+    let _w = watchdog!(30);
     check(1, Ticker::Timeout, Block::Spin);
 }
 
 #[test]
 fn rt_file_reads_complete_beside_a_blocked_worker() {
-    let _w = watchdog("rt_file_reads_complete_beside_a_blocked_worker", 30);
+    let _w = watchdog!(30);
     check(1, Ticker::File, Block::Sleep);
 }
 
 #[test]
 fn rt_spawn_blocking_ticker_keeps_time_beside_a_blocked_worker() {
-    let _w = watchdog(
-        "rt_spawn_blocking_ticker_keeps_time_beside_a_blocked_worker",
-        30,
-    );
+    let _w = watchdog!(30);
     check(1, Ticker::SpawnBlocking, Block::Spin);
 }
 
 #[test]
 fn rt_timers_keep_time_while_every_worker_is_blocked() {
-    let _w = watchdog("rt_timers_keep_time_while_every_worker_is_blocked", 30);
+    let _w = watchdog!(30);
     check(2, Ticker::Sleep, Block::Sleep);
     check(2, Ticker::Interval, Block::Spin);
 }
@@ -284,14 +278,14 @@ fn echo_beside_blockers(workers: usize, how: Block) {
 
 #[test]
 fn rt_echo_round_trip_beside_a_blocked_worker() {
-    let _w = watchdog("rt_echo_round_trip_beside_a_blocked_worker", 30);
+    let _w = watchdog!(30);
     echo_beside_blockers(1, Block::Sleep);
     echo_beside_blockers(1, Block::Spin);
 }
 
 #[test]
 fn rt_echo_round_trip_while_every_worker_is_blocked() {
-    let _w = watchdog("rt_echo_round_trip_while_every_worker_is_blocked", 30);
+    let _w = watchdog!(30);
     echo_beside_blockers(2, Block::Sleep);
 }
 
@@ -312,7 +306,7 @@ async fn sleep_lateness() -> Duration {
 /// runtime still shuts down.
 #[test]
 fn rt_foreign_channel_ping_pong_does_not_delay_a_timer() {
-    let _w = watchdog("rt_foreign_channel_ping_pong_does_not_delay_a_timer", 30);
+    let _w = watchdog!(30);
     use futures::{SinkExt, StreamExt};
     let _t = timing();
     let rt = Runtime::builder().workers(1).build().unwrap();
@@ -359,7 +353,7 @@ fn rt_foreign_channel_ping_pong_does_not_delay_a_timer() {
 /// takes the P back up when its poll returns.
 #[test]
 fn rt_failed_handoff_spawn_loses_no_task() {
-    let _w = watchdog("rt_failed_handoff_spawn_loses_no_task", 30);
+    let _w = watchdog!(30);
     for workers in [1, 2] {
         let rt = runtime(workers);
         rt.handle().fail_next_worker_spawns(usize::MAX);
@@ -409,7 +403,7 @@ fn rt_failed_handoff_spawn_loses_no_task() {
 /// While nothing blocks, workers keep the reactor turned and the monitor never has to.
 #[test]
 fn rt_monitor_leaves_a_watched_reactor_alone() {
-    let _w = watchdog("rt_monitor_leaves_a_watched_reactor_alone", 30);
+    let _w = watchdog!(30);
     let _t = timing();
     let rt = runtime(2);
     rt.block_on(async {
@@ -429,7 +423,7 @@ fn rt_monitor_leaves_a_watched_reactor_alone() {
 
 #[test]
 fn rt_handoff_threads_retire_and_stay_bounded() {
-    let _w = watchdog("rt_handoff_threads_retire_and_stay_bounded", 30);
+    let _w = watchdog!(30);
     let rt = Runtime::builder()
         .workers(2)
         .blocking_threshold(Duration::from_millis(10))
@@ -458,7 +452,7 @@ fn rt_handoff_threads_retire_and_stay_bounded() {
 
 #[test]
 fn rt_block_in_place_moves_the_other_tasks_at_once() {
-    let _w = watchdog("rt_block_in_place_moves_the_other_tasks_at_once", 30);
+    let _w = watchdog!(30);
     // Hand-offs by the monitor are off: only block_in_place can move the worker.
     let rt = Runtime::builder()
         .workers(1)
@@ -493,7 +487,7 @@ fn rt_block_in_place_moves_the_other_tasks_at_once() {
 
 #[test]
 fn rt_no_handoff_when_threshold_is_zero() {
-    let _w = watchdog("rt_no_handoff_when_threshold_is_zero", 30);
+    let _w = watchdog!(30);
     let rt = Runtime::builder()
         .workers(1)
         .blocking_threshold(Duration::ZERO)
@@ -515,7 +509,7 @@ fn rt_no_handoff_when_threshold_is_zero() {
 
 #[test]
 fn rt_dump_lists_live_tasks_with_spawn_location_and_state() {
-    let _w = watchdog("rt_dump_lists_live_tasks_with_spawn_location_and_state", 30);
+    let _w = watchdog!(30);
     let rt = Runtime::builder().workers(1).build().unwrap();
     let (tx, rx) = gort::chan::bounded::<()>(0);
     let line = line!() + 1;
@@ -601,7 +595,7 @@ fn p99_of_clients(client_rt: &Runtime, addr: std::net::SocketAddr, blocker: bool
 /// by `cargo bench --bench echo` (a timing ratio does not belong in a test).
 #[test]
 fn rt_echo_p99_survives_a_blocking_handler() {
-    let _w = watchdog("rt_echo_p99_survives_a_blocking_handler", 60);
+    let _w = watchdog!(60);
     let server = Runtime::builder().workers(1).build().unwrap();
     let client = Runtime::builder().workers(1).build().unwrap();
     let addr = blocking_echo_server(&server);
@@ -621,7 +615,7 @@ fn rt_echo_p99_survives_a_blocking_handler() {
 /// other's channel, and `block_on` waiting for one of them.
 #[test]
 fn rt_deadlock_is_reported_with_each_task_and_its_wait() {
-    let _w = watchdog("rt_deadlock_is_reported_with_each_task_and_its_wait", 30);
+    let _w = watchdog!(30);
     // A runtime is called deadlocked only while every other runtime of the process is
     // quiet as well: the timing tests' busy runtimes would hold the report back.
     let _t = timing();
@@ -658,7 +652,7 @@ fn rt_deadlock_is_reported_with_each_task_and_its_wait() {
 /// A task parked on `accept` is waiting for the outside world, not deadlocked.
 #[test]
 fn rt_open_listener_is_not_a_deadlock() {
-    let _w = watchdog("rt_open_listener_is_not_a_deadlock", 30);
+    let _w = watchdog!(30);
     let rt = Runtime::builder().workers(1).build().unwrap();
     let listener = rt
         .block_on(gort::net::TcpListener::bind("127.0.0.1:0"))
@@ -678,7 +672,7 @@ fn rt_open_listener_is_not_a_deadlock() {
 /// after a long pause just waits.
 #[test]
 fn rt_deadlock_detection_can_be_turned_off() {
-    let _w = watchdog("rt_deadlock_detection_can_be_turned_off", 30);
+    let _w = watchdog!(30);
     let rt = Runtime::builder()
         .workers(1)
         .deadlock_detection(false)
@@ -699,7 +693,7 @@ fn rt_deadlock_detection_can_be_turned_off() {
 /// be shared with a thread, so the waiting task is not called deadlocked.
 #[test]
 fn rt_channel_fed_by_a_plain_thread_is_not_a_deadlock() {
-    let _w = watchdog("rt_channel_fed_by_a_plain_thread_is_not_a_deadlock", 30);
+    let _w = watchdog!(30);
     let rt = Runtime::builder().workers(1).build().unwrap();
     let (tx, rx) = gort::chan::bounded::<u32>(4);
     let feeder = std::thread::spawn(move || {
@@ -720,7 +714,7 @@ fn rt_channel_fed_by_a_plain_thread_is_not_a_deadlock() {
 /// tests must not share the cores with this process's.
 #[test]
 fn rt_monitor_every_test_again_on_io_uring() {
-    let _w = watchdog("rt_monitor_every_test_again_on_io_uring", 240);
+    let _w = watchdog!(240);
     let _t = timing();
     common::rerun_all_on_io_uring("rt_monitor_every_test_again_on_io_uring");
 }

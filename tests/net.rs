@@ -13,9 +13,8 @@ use common::{echo_server, pattern, watchdog};
 use futures::AsyncReadExt;
 use gort::net::{TcpListener, TcpStream};
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn net_echo_random_sizes_up_to_1mib_every_byte_checked() {
-    let _w = watchdog("net_echo_random_sizes_up_to_1mib_every_byte_checked", 60);
     let addr = echo_server().await.unwrap();
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
@@ -48,9 +47,8 @@ async fn net_echo_random_sizes_up_to_1mib_every_byte_checked() {
     }
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn net_1000_concurrent_connections() {
-    let _w = watchdog("net_1000_concurrent_connections", 60);
     let addr = echo_server().await.unwrap();
     let clients: Vec<_> = (0..1000u64)
         .map(|i| {
@@ -70,9 +68,8 @@ async fn net_1000_concurrent_connections() {
     }
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn net_half_close_and_read_after_peer_closed_returns_zero() {
-    let _w = watchdog("net_half_close_and_read_after_peer_closed_returns_zero", 20);
     let addr = echo_server().await.unwrap();
     let s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"last words").await.unwrap();
@@ -91,12 +88,8 @@ async fn net_half_close_and_read_after_peer_closed_returns_zero() {
     assert_eq!(s.read(&mut buf).await.unwrap(), 0);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn net_reset_and_write_to_closed_peer_are_errors_not_sigpipe() {
-    let _w = watchdog(
-        "net_reset_and_write_to_closed_peer_are_errors_not_sigpipe",
-        20,
-    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let client = TcpStream::connect(addr).await.unwrap();
@@ -152,7 +145,7 @@ async fn net_connect_refused_and_timeout() {
 /// the other worker, parked in the shared driver, notices and runs the reader.
 #[test]
 fn net_readiness_noticed_while_other_worker_busy() {
-    let _w = watchdog("net_readiness_noticed_while_other_worker_busy", 30);
+    let _w = watchdog!(30);
     // No hand-offs: only the shared driver can make this work.
     let rt = gort::Runtime::builder()
         .workers(2)
@@ -220,9 +213,8 @@ fn net_readiness_noticed_while_other_worker_busy() {
     });
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn net_owned_buffer_read_and_write() {
-    let _w = watchdog("net_owned_buffer_read_and_write", 20);
     let addr = echo_server().await.unwrap();
     let s = TcpStream::connect(addr).await.unwrap();
     let (res, back) = s.write_all_owned(b"owned bytes".to_vec()).await;
@@ -238,9 +230,8 @@ async fn net_owned_buffer_read_and_write() {
     assert_eq!(buf, b">owned bytes");
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn net_readable_then_try_read_and_try_write() {
-    let _w = watchdog("net_readable_then_try_read_and_try_write", 20);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let client = TcpStream::connect(addr).await.unwrap();
@@ -267,10 +258,7 @@ async fn net_readable_then_try_read_and_try_write() {
 /// return to user mode runs it.
 #[test]
 fn net_read_completes_while_the_thread_that_armed_it_computes() {
-    let _w = watchdog(
-        "net_read_completes_while_the_thread_that_armed_it_computes",
-        30,
-    );
+    let _w = watchdog!(30);
     let rt = gort::Runtime::builder().workers(1).build().unwrap();
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -339,7 +327,7 @@ fn net_read_completes_while_the_thread_that_armed_it_computes() {
 /// bytes sent afterwards (not fail with `ECANCELED`, nor hang).
 #[test]
 fn net_owned_read_outlives_the_thread_that_submitted_it() {
-    let _w = watchdog("net_owned_read_outlives_the_thread_that_submitted_it", 30);
+    let _w = watchdog!(30);
     let rt = gort::Runtime::builder().workers(2).build().unwrap();
     let (server, mut client) = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -439,6 +427,6 @@ async fn net_owned_echo_with_dropped_reads_on_many_connections() {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn net_every_test_again_on_io_uring() {
-    let _w = watchdog("net_every_test_again_on_io_uring", 240);
+    let _w = watchdog!(240);
     common::rerun_all_on_io_uring("net_every_test_again_on_io_uring");
 }

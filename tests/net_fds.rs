@@ -20,7 +20,7 @@ fn exclusive() -> MutexGuard<'static, ()> {
 
 #[test]
 fn net_dropped_accept_and_read_futures_leak_no_fds() {
-    let _w = watchdog("net_dropped_accept_and_read_futures_leak_no_fds", 60);
+    let _w = watchdog!(60);
     let _x = exclusive();
     let rt = gort::Runtime::builder().workers(2).build().unwrap();
     let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
@@ -48,7 +48,7 @@ fn net_dropped_accept_and_read_futures_leak_no_fds() {
 /// dropping connections with an owned read in flight.
 #[test]
 fn net_dropped_owned_reads_lose_no_bytes_and_leak_no_fds() {
-    let _w = watchdog("net_dropped_owned_reads_lose_no_bytes_and_leak_no_fds", 60);
+    let _w = watchdog!(60);
     let _x = exclusive();
     let rt = gort::Runtime::builder().workers(2).build().unwrap();
     rt.block_on(owned_reads_body());
@@ -115,10 +115,7 @@ async fn owned_reads_body() {
 /// `read_owned`s and a read of an empty FIFO pending: RSS and descriptors stay flat.
 #[test]
 fn rt_drop_with_reads_in_flight_frees_their_buffers_and_fds() {
-    let _w = watchdog(
-        "rt_drop_with_reads_in_flight_frees_their_buffers_and_fds",
-        120,
-    );
+    let _w = watchdog!(120);
     let _x = exclusive();
     let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
     let rss = || {
@@ -197,10 +194,7 @@ fn rt_drop_with_reads_in_flight_frees_their_buffers_and_fds() {
 /// promptly and every descriptor is closed.
 #[test]
 fn fault_runtime_dropped_with_accepts_connects_and_reads_in_flight() {
-    let _w = watchdog(
-        "fault_runtime_dropped_with_accepts_connects_and_reads_in_flight",
-        60,
-    );
+    let _w = watchdog!(60);
     let _x = exclusive();
     let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
     // A listener that never accepts, with the smallest backlog: later connects wait.
@@ -271,7 +265,7 @@ fn fault_runtime_dropped_with_accepts_connects_and_reads_in_flight() {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn net_fds_every_test_again_on_io_uring() {
-    let _w = watchdog("net_fds_every_test_again_on_io_uring", 240);
+    let _w = watchdog!(240);
     let _x = exclusive();
     common::rerun_all_on_io_uring("net_fds_every_test_again_on_io_uring");
 }

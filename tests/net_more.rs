@@ -9,9 +9,8 @@ use common::watchdog;
 use futures::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use gort::net::{TcpListener, UdpSocket, UnixListener, UnixStream};
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn net_udp_send_to_recv_from_and_connected() {
-    let _w = watchdog("net_udp_send_to_recv_from_and_connected", 20);
     let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
@@ -34,9 +33,8 @@ async fn net_udp_send_to_recv_from_and_connected() {
     assert_eq!(a.peer_addr().unwrap(), ba);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn net_unix_stream_echo_and_eof() {
-    let _w = watchdog("net_unix_stream_echo_and_eof", 20);
     let dir = std::env::temp_dir().join(format!("gort-unix-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("sock");
@@ -67,9 +65,8 @@ async fn net_unix_stream_echo_and_eof() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn fs_write_sync_read_back_read_at_and_seek() {
-    let _w = watchdog("fs_write_sync_read_back_read_at_and_seek", 30);
     let dir = std::env::temp_dir().join(format!("gort-fs-{}", std::process::id()));
     gort::fs::create_dir_all(&dir).await.unwrap();
     let path = dir.join("data.bin");
@@ -108,7 +105,7 @@ async fn fs_write_sync_read_back_read_at_and_seek() {
 /// failing, and accept again within a second of descriptors being freed.
 #[test]
 fn net_accept_recovers_from_emfile_without_spinning() {
-    let _w = watchdog("net_accept_recovers_from_emfile_without_spinning", 90);
+    let _w = watchdog!(90);
     if let Some(kind) = std::env::var_os("GORT_EMFILE_CHILD") {
         emfile_child(kind.to_str() == Some("unix")).unwrap();
         return;
@@ -292,6 +289,6 @@ fn emfile_child(unix: bool) -> io::Result<()> {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn net_more_every_test_again_on_io_uring() {
-    let _w = watchdog("net_more_every_test_again_on_io_uring", 240);
+    let _w = watchdog!(240);
     common::rerun_all_on_io_uring("net_more_every_test_again_on_io_uring");
 }

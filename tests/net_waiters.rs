@@ -35,12 +35,8 @@ async fn until_waiting(ready: &AtomicUsize, n: usize) {
     gort::time::sleep(Duration::from_millis(50)).await;
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn net_two_tasks_in_recv_from_on_one_udp_socket_each_get_a_datagram() {
-    let _w = watchdog(
-        "net_two_tasks_in_recv_from_on_one_udp_socket_each_get_a_datagram",
-        20,
-    );
     let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
     let addr = sock.local_addr().unwrap();
     let ready = Arc::new(AtomicUsize::new(0));
@@ -78,9 +74,8 @@ async fn net_two_tasks_in_recv_from_on_one_udp_socket_each_get_a_datagram() {
     assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn net_two_tasks_in_readable_on_one_tcp_stream_both_wake() {
-    let _w = watchdog("net_two_tasks_in_readable_on_one_tcp_stream_both_wake", 20);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let client = TcpStream::connect(addr).await.unwrap();
@@ -111,12 +106,8 @@ async fn net_two_tasks_in_readable_on_one_tcp_stream_both_wake() {
 }
 
 /// One task in `read`, another in `readable()` on the same stream: both wake.
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn net_reader_and_readable_watcher_on_one_stream_both_wake() {
-    let _w = watchdog(
-        "net_reader_and_readable_watcher_on_one_stream_both_wake",
-        20,
-    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let client = TcpStream::connect(addr).await.unwrap();
@@ -152,9 +143,8 @@ async fn net_reader_and_readable_watcher_on_one_stream_both_wake() {
 
 /// Two accept loops on one listener, each taking one connection: the second
 /// connection is accepted by the loop still waiting, at once.
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn net_two_accept_loops_share_one_listener() {
-    let _w = watchdog("net_two_accept_loops_share_one_listener", 20);
     let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
     let addr = listener.local_addr().unwrap();
     let ready = Arc::new(AtomicUsize::new(0));
@@ -188,10 +178,7 @@ async fn net_two_accept_loops_share_one_listener() {
 /// worker submits its queue only when it parks).
 #[test]
 fn net_read_armed_before_a_long_computation_completes_on_the_idle_worker() {
-    let _w = watchdog(
-        "net_read_armed_before_a_long_computation_completes_on_the_idle_worker",
-        30,
-    );
+    let _w = watchdog!(30);
     let _t = timing();
     let rt = gort::Runtime::builder().workers(2).build().unwrap();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -267,10 +254,7 @@ fn threads_cpu(name: &str) -> Duration {
 /// a dead socket).
 #[test]
 fn net_churn_with_peers_closing_mid_read_finishes_every_connection() {
-    let _w = watchdog(
-        "net_churn_with_peers_closing_mid_read_finishes_every_connection",
-        90,
-    );
+    let _w = watchdog!(90);
     let _t = timing();
     const NAME: &str = "gort-churn";
     const CHURN: Duration = Duration::from_secs(10);
@@ -376,7 +360,7 @@ fn net_churn_with_peers_closing_mid_read_finishes_every_connection() {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn net_waiters_every_test_again_on_io_uring() {
-    let _w = watchdog("net_waiters_every_test_again_on_io_uring", 240);
+    let _w = watchdog!(240);
     let _t = timing();
     common::rerun_all_on_io_uring("net_waiters_every_test_again_on_io_uring");
 }

@@ -24,7 +24,7 @@ fn wait_no_alive_tasks(rt: &Runtime) {
 
 #[test]
 fn rt_spawn_returns_output() {
-    let _w = watchdog("rt_spawn_returns_output", 20);
+    let _w = watchdog!(20);
     let rt = rt(2);
     let out = rt.block_on(async { gort::spawn(async { 40 + 2 }).await.unwrap() });
     assert_eq!(out, 42);
@@ -32,7 +32,7 @@ fn rt_spawn_returns_output() {
 
 #[test]
 fn rt_one_million_tasks_complete() {
-    let _w = watchdog("rt_one_million_tasks_complete", 120);
+    let _w = watchdog!(120);
     const N: usize = 1_000_000;
     let rt = rt(2);
     let done = Arc::new(AtomicUsize::new(0));
@@ -65,7 +65,7 @@ fn rt_one_million_tasks_complete() {
 
 #[test]
 fn rt_nested_spawns_complete() {
-    let _w = watchdog("rt_nested_spawns_complete", 30);
+    let _w = watchdog!(30);
     fn tree(depth: u32) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>> {
         Box::pin(async move {
             if depth == 0 {
@@ -82,7 +82,7 @@ fn rt_nested_spawns_complete() {
 
 #[test]
 fn rt_chained_spawn_deep() {
-    let _w = watchdog("rt_chained_spawn_deep", 30);
+    let _w = watchdog!(30);
     fn chain(n: usize, tx: mpsc::Sender<()>) {
         if n == 0 {
             tx.send(()).unwrap();
@@ -98,7 +98,7 @@ fn rt_chained_spawn_deep() {
 
 #[test]
 fn rt_handle_spawns_from_foreign_thread() {
-    let _w = watchdog("rt_handle_spawns_from_foreign_thread", 20);
+    let _w = watchdog!(20);
     let rt = rt(2);
     let handle = rt.handle().clone();
     let out = std::thread::spawn(move || {
@@ -129,7 +129,7 @@ fn rt_spawn_outside_runtime_panics_with_guidance() {
 
 #[test]
 fn rt_block_on_inside_runtime_is_refused() {
-    let _w = watchdog("rt_block_on_inside_runtime_is_refused", 20);
+    let _w = watchdog!(20);
     let rt = rt(1);
     let err = rt
         .block_on(async {
@@ -156,7 +156,7 @@ fn rt_block_on_inside_runtime_is_refused() {
 
 #[test]
 fn rt_panic_in_task_is_caught_and_worker_survives() {
-    let _w = watchdog("rt_panic_in_task_is_caught_and_worker_survives", 20);
+    let _w = watchdog!(20);
     let rt = rt(1);
     rt.block_on(async {
         let err = gort::spawn(async {
@@ -183,7 +183,7 @@ impl Drop for PanicOnDrop {
 
 #[test]
 fn rt_panic_in_task_drop_is_caught() {
-    let _w = watchdog("rt_panic_in_task_drop_is_caught", 20);
+    let _w = watchdog!(20);
     let rt = rt(1);
     rt.block_on(async {
         // The future's Drop panics when it completes.
@@ -218,7 +218,7 @@ fn rt_panic_in_task_drop_is_caught() {
 
 #[test]
 fn rt_panic_in_spawn_blocking_is_join_error() {
-    let _w = watchdog("rt_panic_in_spawn_blocking_is_join_error", 20);
+    let _w = watchdog!(20);
     let rt = rt(1);
     rt.block_on(async {
         let err = gort::spawn_blocking(|| panic!("blocking boom"))
@@ -232,7 +232,7 @@ fn rt_panic_in_spawn_blocking_is_join_error() {
 
 #[test]
 fn rt_abort_before_first_poll() {
-    let _w = watchdog("rt_abort_before_first_poll", 20);
+    let _w = watchdog!(20);
     let rt = rt(1);
     rt.block_on(async {
         gort::spawn(async {
@@ -257,7 +257,7 @@ fn rt_abort_before_first_poll() {
 
 #[test]
 fn rt_abort_while_pending_drops_future() {
-    let _w = watchdog("rt_abort_while_pending_drops_future", 20);
+    let _w = watchdog!(20);
     let rt = rt(2);
     rt.block_on(async {
         let (dropped, guard) = flag();
@@ -282,7 +282,7 @@ fn rt_abort_while_pending_drops_future() {
 
 #[test]
 fn rt_abort_after_completion_keeps_output() {
-    let _w = watchdog("rt_abort_after_completion_keeps_output", 20);
+    let _w = watchdog!(20);
     let rt = rt(2);
     rt.block_on(async {
         let h = gort::spawn(async { "done" });
@@ -296,7 +296,7 @@ fn rt_abort_after_completion_keeps_output() {
 
 #[test]
 fn rt_abort_races_completion_many_times() {
-    let _w = watchdog("rt_abort_races_completion_many_times", 60);
+    let _w = watchdog!(60);
     let rt = rt(2);
     rt.block_on(async {
         for i in 0..10_000u32 {
@@ -321,7 +321,7 @@ fn rt_abort_races_completion_many_times() {
 
 #[test]
 fn rt_dropped_join_handle_detaches() {
-    let _w = watchdog("rt_dropped_join_handle_detaches", 20);
+    let _w = watchdog!(20);
     let rt = rt(2);
     let (tx, rx) = mpsc::channel();
     rt.block_on(async move {
@@ -335,7 +335,7 @@ fn rt_dropped_join_handle_detaches() {
 
 #[test]
 fn rt_shutdown_drops_pending_futures_and_returns() {
-    let _w = watchdog("rt_shutdown_drops_pending_futures_and_returns", 30);
+    let _w = watchdog!(30);
     let rt = rt(2);
     let mut flags = Vec::new();
     let mut handles = Vec::new();
@@ -370,7 +370,7 @@ fn rt_shutdown_drops_pending_futures_and_returns() {
 
 #[test]
 fn rt_shutdown_timeout_is_bounded_by_blocking_work() {
-    let _w = watchdog("rt_shutdown_timeout_is_bounded_by_blocking_work", 30);
+    let _w = watchdog!(30);
     let rt = rt(1);
     let (tx, rx) = mpsc::channel::<()>();
     rt.spawn_blocking(move || {
@@ -385,7 +385,7 @@ fn rt_shutdown_timeout_is_bounded_by_blocking_work() {
 
 #[test]
 fn rt_yield_now_lets_others_run() {
-    let _w = watchdog("rt_yield_now_lets_others_run", 20);
+    let _w = watchdog!(20);
     let rt = rt(1);
     rt.block_on(async {
         gort::spawn(async {
@@ -404,7 +404,7 @@ fn rt_yield_now_lets_others_run() {
 
 #[test]
 fn rt_coop_budget_preempts_always_ready_task() {
-    let _w = watchdog("rt_coop_budget_preempts_always_ready_task", 20);
+    let _w = watchdog!(20);
     let rt = rt(1);
     rt.block_on(async {
         gort::spawn(async {
@@ -427,7 +427,7 @@ fn rt_coop_budget_preempts_always_ready_task() {
 
 #[test]
 fn rt_lifo_ping_pong_does_not_starve_queue() {
-    let _w = watchdog("rt_lifo_ping_pong_does_not_starve_queue", 20);
+    let _w = watchdog!(20);
     use futures::channel::mpsc::unbounded;
     use futures::StreamExt;
     let rt = rt(1);
@@ -469,7 +469,7 @@ fn rt_lifo_ping_pong_does_not_starve_queue() {
 
 #[test]
 fn rt_idle_worker_steals_from_busy_one() {
-    let _w = watchdog("rt_idle_worker_steals_from_busy_one", 30);
+    let _w = watchdog!(30);
     let rt = rt(2);
     rt.block_on(async {
         gort::spawn(async {
@@ -495,7 +495,7 @@ fn rt_idle_worker_steals_from_busy_one() {
 
 #[test]
 fn rt_waker_will_wake_same_task() {
-    let _w = watchdog("rt_waker_will_wake_same_task", 20);
+    let _w = watchdog!(20);
     let rt = rt(1);
     rt.block_on(async {
         gort::spawn(async {
@@ -517,7 +517,7 @@ fn rt_waker_will_wake_same_task() {
 
 #[test]
 fn rt_blocking_pool_caps_and_retires_threads() {
-    let _w = watchdog("rt_blocking_pool_caps_and_retires_threads", 30);
+    let _w = watchdog!(30);
     let rt = Runtime::builder()
         .workers(1)
         .max_blocking_threads(2)
@@ -561,7 +561,7 @@ fn rt_blocking_pool_caps_and_retires_threads() {
 
 #[test]
 fn rt_abort_queued_blocking_task_cancels_it() {
-    let _w = watchdog("rt_abort_queued_blocking_task_cancels_it", 20);
+    let _w = watchdog!(20);
     let rt = Runtime::builder()
         .workers(1)
         .max_blocking_threads(1)
@@ -583,7 +583,7 @@ fn rt_abort_queued_blocking_task_cancels_it() {
 
 #[test]
 fn rt_worker_count_and_thread_name_apply() {
-    let _w = watchdog("rt_worker_count_and_thread_name_apply", 20);
+    let _w = watchdog!(20);
     let rt = Runtime::builder()
         .workers(3)
         .thread_name("custom-name")
@@ -616,10 +616,7 @@ async fn rt_test_macro_supports_question_mark() -> Result<(), std::io::Error> {
 /// the timer fires, the closure returns, and so does the drop.
 #[test]
 fn rt_drop_returns_while_a_blocking_closure_sleeps_in_block_on() {
-    let _w = watchdog(
-        "rt_drop_returns_while_a_blocking_closure_sleeps_in_block_on",
-        30,
-    );
+    let _w = watchdog!(30);
     let rt = Runtime::builder().workers(2).build().unwrap();
     let handle = rt.handle().clone();
     let (started_tx, started) = std::sync::mpsc::channel();
@@ -643,10 +640,7 @@ fn rt_drop_returns_while_a_blocking_closure_sleeps_in_block_on() {
 /// `shutdown_timeout` bounds the same wait.
 #[test]
 fn rt_shutdown_timeout_bounds_a_blocking_closure_in_block_on() {
-    let _w = watchdog(
-        "rt_shutdown_timeout_bounds_a_blocking_closure_in_block_on",
-        30,
-    );
+    let _w = watchdog!(30);
     let rt = Runtime::builder().workers(1).build().unwrap();
     let handle = rt.handle().clone();
     let (started_tx, started) = std::sync::mpsc::channel();
@@ -665,7 +659,7 @@ fn rt_shutdown_timeout_bounds_a_blocking_closure_in_block_on() {
 /// the closure's own thread.
 #[test]
 fn rt_drop_from_a_blocking_closure_returns() {
-    let _w = watchdog("rt_drop_from_a_blocking_closure_returns", 30);
+    let _w = watchdog!(30);
     let rt = Runtime::builder().workers(2).build().unwrap();
     let handle = rt.handle().clone();
     // A task that is cancelled by the drop, and a second blocking closure it waits for.
@@ -698,7 +692,7 @@ fn rt_drop_from_a_blocking_closure_returns() {
 /// shutdown tests wait on the reactor's timers.
 #[test]
 fn rt_every_test_again_on_io_uring() {
-    let _w = watchdog("rt_every_test_again_on_io_uring", 240);
+    let _w = watchdog!(240);
     common::rerun_all_on_io_uring("rt_every_test_again_on_io_uring");
 }
 
@@ -707,10 +701,7 @@ fn rt_every_test_again_on_io_uring() {
 /// reactor, the timer fires, the closure sends, the poll returns, the drop returns.
 #[test]
 fn rt_drop_returns_while_a_stuck_poll_waits_on_a_closure_waiting_on_a_timer() {
-    let _w = watchdog(
-        "rt_drop_returns_while_a_stuck_poll_waits_on_a_closure_waiting_on_a_timer",
-        30,
-    );
+    let _w = watchdog!(30);
     let rt = Runtime::builder().workers(1).build().unwrap();
     let handle = rt.handle().clone();
     let (tx, rx) = mpsc::channel::<()>();

@@ -18,9 +18,8 @@ fn kill(signum: libc::c_int) {
     assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn signal_reaches_every_listener_and_only_its_own() {
-    let _w = watchdog("signal_reaches_every_listener_and_only_its_own", 60);
     let mut a = signal(SignalKind::user_defined1()).unwrap();
     let mut b = signal(SignalKind::user_defined1()).unwrap();
     let mut other = signal(SignalKind::user_defined2()).unwrap();
@@ -63,9 +62,8 @@ async fn signal_reaches_every_listener_and_only_its_own() {
     assert!(none.is_err(), "SIGUSR2's listener woke for SIGUSR1");
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn signal_ctrl_c_completes_on_sigint() {
-    let _w = watchdog("signal_ctrl_c_completes_on_sigint", 60);
     // A listener made first, so that the handler is installed before any SIGINT is
     // sent (without one, SIGINT ends the process).
     let _keep = signal(SignalKind::interrupt()).unwrap();
@@ -96,6 +94,6 @@ fn signal_refuses_what_cannot_be_handled() {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn signal_every_test_again_on_io_uring() {
-    let _w = watchdog("signal_every_test_again_on_io_uring", 120);
+    let _w = watchdog!(120);
     common::rerun_all_on_io_uring("signal_every_test_again_on_io_uring");
 }

@@ -60,7 +60,7 @@ async fn million_tasks() -> u64 {
 /// live-byte count shows a leak of a single byte per task.
 #[test]
 fn stress_million_tasks_leave_nothing_behind() {
-    let _w = watchdog("stress_million_tasks_leave_nothing_behind", 300);
+    let _w = watchdog!(300);
     let _x = exclusive();
     let rt = gort::Runtime::builder().workers(2).build().unwrap();
     let expect = 999_999 * 1_000_000 / 2;
@@ -116,7 +116,7 @@ fn next(state: &mut u64) -> u64 {
 /// the live-task count are back to their baselines.
 #[test]
 fn stress_100k_connection_churn_with_checksums() {
-    let _w = watchdog("stress_100k_connection_churn_with_checksums", 600);
+    let _w = watchdog!(600);
     let _x = exclusive();
     const CONNS: u64 = 100_000;
     const AT_ONCE: u64 = 1_000;
@@ -233,7 +233,7 @@ fn stress_100k_connection_churn_with_checksums() {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn stress_every_test_again_on_io_uring() {
-    let _w = watchdog("stress_every_test_again_on_io_uring", 900);
+    let _w = watchdog!(900);
     let _x = exclusive();
     common::rerun_all_on_io_uring("stress_every_test_again_on_io_uring");
 }

@@ -31,9 +31,8 @@ async fn poll_each_once<F: Future + Unpin>(futs: &mut [F]) {
     .await
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn sync_mutex_counter_10000_increments_across_50_tasks() {
-    let _w = watchdog("sync_mutex_counter_10000_increments_across_50_tasks", 30);
     const TASKS: usize = 50;
     const EACH: usize = 200;
     let counter = Arc::new(Mutex::new(0usize));
@@ -61,9 +60,8 @@ async fn sync_mutex_counter_10000_increments_across_50_tasks() {
     assert_eq!(*counter.lock().await, TASKS * EACH);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn sync_mutex_waiters_acquire_in_arrival_order() {
-    let _w = watchdog("sync_mutex_waiters_acquire_in_arrival_order", 20);
     const WAITERS: usize = 32;
     let m = Arc::new(Mutex::new(Vec::new()));
     let held = m.lock().await;
@@ -92,9 +90,8 @@ async fn sync_mutex_waiters_acquire_in_arrival_order() {
     assert_eq!(*m.lock().await, (0..WAITERS).collect::<Vec<_>>());
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn sync_dropped_lock_and_acquire_futures_lose_no_permits() {
-    let _w = watchdog("sync_dropped_lock_and_acquire_futures_lose_no_permits", 30);
     const PERMITS: usize = 3;
     const TASKS: usize = 8;
     const ROUNDS: usize = 2_000;
@@ -148,9 +145,8 @@ async fn sync_dropped_lock_and_acquire_futures_lose_no_permits() {
     drop(m.lock().await);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn sync_rwlock_readers_share_and_writers_are_exclusive() {
-    let _w = watchdog("sync_rwlock_readers_share_and_writers_are_exclusive", 20);
     const READERS: usize = 8;
     let lock = Arc::new(RwLock::new(0usize));
     // Every reader waits at the barrier while holding its read guard: only possible if
@@ -196,12 +192,8 @@ async fn sync_rwlock_readers_share_and_writers_are_exclusive() {
     assert_eq!(*lock.read().await, READERS / 2 * 100);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn sync_rwlock_writer_is_not_starved_by_a_stream_of_readers() {
-    let _w = watchdog(
-        "sync_rwlock_writer_is_not_starved_by_a_stream_of_readers",
-        20,
-    );
     const READERS: usize = 4;
     /// Each reader stops after this many reads; a starved writer would see them all.
     const READS_EACH: usize = 100_000;
@@ -244,9 +236,8 @@ async fn sync_rwlock_writer_is_not_starved_by_a_stream_of_readers() {
     );
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn sync_wait_group_waits_for_n_tasks() {
-    let _w = watchdog("sync_wait_group_waits_for_n_tasks", 20);
     const TASKS: usize = 100;
     let wg = WaitGroup::new();
     let finished = Arc::new(AtomicUsize::new(0));
@@ -274,9 +265,8 @@ async fn sync_wait_group_waits_for_n_tasks() {
     assert_eq!(other.await.unwrap(), TASKS);
 }
 
-#[gort::test]
+#[gort::test(timeout = 20)]
 async fn sync_wait_group_negative_counter_panics() {
-    let _w = watchdog("sync_wait_group_negative_counter_panics", 20);
     let wg = WaitGroup::new();
     let err = gort::spawn(async move { wg.done() }).await.unwrap_err();
     assert!(err.is_panic());
@@ -286,9 +276,8 @@ async fn sync_wait_group_negative_counter_panics() {
     );
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn sync_once_runs_once_under_100_concurrent_callers() {
-    let _w = watchdog("sync_once_runs_once_under_100_concurrent_callers", 20);
     const CALLERS: usize = 100;
     let once = Arc::new(Once::new());
     let runs = Arc::new(AtomicUsize::new(0));
@@ -316,9 +305,8 @@ async fn sync_once_runs_once_under_100_concurrent_callers() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn sync_once_cell_get_or_init_runs_one_initialiser() {
-    let _w = watchdog("sync_once_cell_get_or_init_runs_one_initialiser", 20);
     const CALLERS: usize = 100;
     let cell = Arc::new(OnceCell::new());
     let inits = Arc::new(AtomicUsize::new(0));
@@ -344,12 +332,8 @@ async fn sync_once_cell_get_or_init_runs_one_initialiser() {
     assert!(seen.iter().all(|v| Some(v) == cell.get()));
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn sync_barrier_releases_all_with_one_leader_per_generation() {
-    let _w = watchdog(
-        "sync_barrier_releases_all_with_one_leader_per_generation",
-        20,
-    );
     const TASKS: usize = 10;
     const GENERATIONS: usize = 20;
     let barrier = Arc::new(Barrier::new(TASKS));
@@ -381,9 +365,8 @@ async fn sync_barrier_releases_all_with_one_leader_per_generation() {
     }
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn sync_notify_permit_and_broadcast_semantics() {
-    let _w = watchdog("sync_notify_permit_and_broadcast_semantics", 20);
     let n = Arc::new(Notify::new());
     // A notify_one before anyone waits is kept as the (single) permit.
     n.notify_one();
@@ -421,12 +404,8 @@ async fn sync_notify_permit_and_broadcast_semantics() {
     assert!(n.notified().now_or_never().is_none());
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn sync_context_cancel_propagates_to_children_and_grandchildren() {
-    let _w = watchdog(
-        "sync_context_cancel_propagates_to_children_and_grandchildren",
-        20,
-    );
     let (root, cancel) = Context::background().with_cancel();
     let mut waiters = Vec::new();
     for _ in 0..4 {
@@ -449,12 +428,8 @@ async fn sync_context_cancel_propagates_to_children_and_grandchildren() {
     assert_eq!(root.num_children(), 0);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn sync_context_dropped_children_unregister_from_a_long_lived_parent() {
-    let _w = watchdog(
-        "sync_context_dropped_children_unregister_from_a_long_lived_parent",
-        20,
-    );
     let (parent, _cancel) = Context::background().with_cancel();
     let handles: Vec<_> = (0..8)
         .map(|_| {
@@ -477,9 +452,8 @@ async fn sync_context_dropped_children_unregister_from_a_long_lived_parent() {
     assert_eq!(parent.err(), None);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn sync_context_done_wakes_at_the_deadline() {
-    let _w = watchdog("sync_context_done_wakes_at_the_deadline", 20);
     const TIMEOUT: Duration = Duration::from_millis(50);
     let start = Instant::now();
     let (ctx, _h) = Context::background().with_timeout(TIMEOUT);
@@ -495,7 +469,7 @@ async fn sync_context_done_wakes_at_the_deadline() {
 
 #[test]
 fn sync_context_deadline_reported_once_passed() {
-    let _w = watchdog("sync_context_deadline_reported_once_passed", 20);
+    let _w = watchdog!(20);
     const TIMEOUT: Duration = Duration::from_millis(20);
     let deadline = Instant::now() + TIMEOUT;
     let (ctx, cancel) = Context::background().with_deadline(deadline);

@@ -6,13 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{flag, forever, watchdog};
+use common::{flag, forever};
 use gort::sync::{Context, Group};
 use gort::task::JoinSet;
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn join_set_returns_outputs_in_the_order_tasks_finish() {
-    let _w = watchdog("join_set_returns_outputs_in_the_order_tasks_finish", 30);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let mut set = JoinSet::new();
@@ -36,9 +35,8 @@ async fn join_set_returns_outputs_in_the_order_tasks_finish() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn join_set_aborts_its_tasks_on_drop() {
-    let _w = watchdog("join_set_aborts_its_tasks_on_drop", 30);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let mut dropped = Vec::new();
@@ -63,9 +61,8 @@ async fn join_set_aborts_its_tasks_on_drop() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn join_set_abort_all_and_shutdown() {
-    let _w = watchdog("join_set_abort_all_and_shutdown", 30);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let mut set = JoinSet::new();
@@ -105,9 +102,8 @@ async fn join_set_abort_all_and_shutdown() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn join_set_with_many_tasks_and_a_panic() {
-    let _w = watchdog("join_set_with_many_tasks_and_a_panic", 60);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let mut set = JoinSet::new();
@@ -141,12 +137,8 @@ async fn join_set_with_many_tasks_and_a_panic() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn group_first_error_cancels_the_context_at_once_and_wait_returns_it() {
-    let _w = watchdog(
-        "group_first_error_cancels_the_context_at_once_and_wait_returns_it",
-        30,
-    );
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let (mut group, ctx) = Group::<String>::with_context(&Context::background());
@@ -190,9 +182,8 @@ async fn group_first_error_cancels_the_context_at_once_and_wait_returns_it() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 30)]
 async fn group_without_errors_and_with_a_panic() {
-    let _w = watchdog("group_without_errors_and_with_a_panic", 30);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let mut group = Group::<std::io::Error>::new();

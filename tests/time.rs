@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use common::watchdog;
 use gort::time;
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn time_sleep_waits_at_least_its_duration() {
-    let _w = watchdog("time_sleep_waits_at_least_its_duration", 20);
     let start = Instant::now();
     time::sleep(Duration::from_millis(30)).await;
     let took = start.elapsed();
@@ -17,9 +16,8 @@ async fn time_sleep_waits_at_least_its_duration() {
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn time_timers_fire_in_deadline_order() {
-    let _w = watchdog("time_timers_fire_in_deadline_order", 20);
     let (tx, rx) = gort::chan::unbounded::<u64>();
     for ms in [50u64, 10, 40, 20, 30] {
         let tx = tx.clone();
@@ -36,9 +34,8 @@ async fn time_timers_fire_in_deadline_order() {
     assert_eq!(got, [10, 20, 30, 40, 50]);
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 20)]
 async fn time_timeout_cancels_the_slow_future() {
-    let _w = watchdog("time_timeout_cancels_the_slow_future", 20);
     let slow = time::timeout(
         Duration::from_millis(20),
         time::sleep(Duration::from_secs(10)),
@@ -51,7 +48,7 @@ async fn time_timeout_cancels_the_slow_future() {
 
 #[test]
 fn time_dropped_sleeps_leave_no_timers() {
-    let _w = watchdog("time_dropped_sleeps_leave_no_timers", 20);
+    let _w = watchdog!(20);
     let rt = gort::Runtime::builder().workers(1).build().unwrap();
     rt.block_on(async {
         for _ in 0..1000 {
@@ -67,7 +64,7 @@ fn time_dropped_sleeps_leave_no_timers() {
 
 #[test]
 fn time_100k_concurrent_sleeps_complete() {
-    let _w = watchdog("time_100k_concurrent_sleeps_complete", 60);
+    let _w = watchdog!(60);
     let rt = gort::Runtime::builder().workers(2).build().unwrap();
     let n = rt.block_on(async {
         let handles: Vec<_> = (0..100_000u64)
@@ -86,9 +83,8 @@ fn time_100k_concurrent_sleeps_complete() {
     assert_eq!(rt.reactor().unwrap().num_timers(), 0);
 }
 
-#[gort::test(workers = 1)]
+#[gort::test(workers = 1, timeout = 20)]
 async fn time_interval_ticks_and_skips_missed_ticks() {
-    let _w = watchdog("time_interval_ticks_and_skips_missed_ticks", 20);
     let period = Duration::from_millis(10);
     let mut iv = time::interval(period);
     let first = iv.tick().await;
@@ -155,6 +151,6 @@ fn time_context_deadline_runs_on_the_runtime_timers() {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn time_every_test_again_on_io_uring() {
-    let _w = watchdog("time_every_test_again_on_io_uring", 240);
+    let _w = watchdog!(240);
     common::rerun_all_on_io_uring("time_every_test_again_on_io_uring");
 }

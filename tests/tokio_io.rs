@@ -10,9 +10,8 @@ use gort::net::{TcpListener, TcpStream, UnixStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Framed, LinesCodec};
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn tokio_io_lines_codec_over_tcp_both_sides_tasks() {
-    let _w = watchdog("tokio_io_lines_codec_over_tcp_both_sides_tasks", 60);
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -40,12 +39,8 @@ async fn tokio_io_lines_codec_over_tcp_both_sides_tasks() {
     .unwrap();
 }
 
-#[gort::test(workers = 2)]
+#[gort::test(workers = 2, timeout = 60)]
 async fn tokio_io_read_to_end_and_write_all_over_split_halves_and_unix() {
-    let _w = watchdog(
-        "tokio_io_read_to_end_and_write_all_over_split_halves_and_unix",
-        60,
-    );
     // The test's side as a task too, as a server's client would be.
     gort::spawn(async move {
         let data = pattern(3 << 20, 11);
@@ -83,6 +78,6 @@ async fn tokio_io_read_to_end_and_write_all_over_split_halves_and_unix() {
 /// Every test above again, on io_uring (a child process with `GORT_DRIVER=uring`).
 #[test]
 fn tokio_io_every_test_again_on_io_uring() {
-    let _w = watchdog("tokio_io_every_test_again_on_io_uring", 120);
+    let _w = watchdog!(120);
     common::rerun_all_on_io_uring("tokio_io_every_test_again_on_io_uring");
 }

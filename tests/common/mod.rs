@@ -5,39 +5,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Aborts the whole test process if still alive after `secs`: a hung test fails loudly
-/// instead of hanging CI. Drop the guard when the test is done.
-pub struct Watchdog(Arc<AtomicBool>);
-
-pub fn watchdog(name: &'static str, secs: u64) -> Watchdog {
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = done.clone();
-    std::thread::spawn(move || {
-        let step = Duration::from_millis(20);
-        let mut waited = Duration::ZERO;
-        while waited < Duration::from_secs(secs) {
-            if flag.load(Ordering::Acquire) {
-                return;
-            }
-            std::thread::sleep(step);
-            waited += step;
-        }
-        // Straight to the descriptor: `eprintln!` from a test's thread is captured by
-        // the harness, and the capture is lost with the abort.
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "test `{name}` did not finish within {secs} s: aborting (a hang is a bug)"
-        );
-        std::process::abort();
-    });
-    Watchdog(done)
+/// `let _w = watchdog!(secs);` at the top of a plain `#[test]` (one that builds its own
+/// runtime, or needs none): aborts the whole test process if the test is still running
+/// after `secs` seconds, with a message naming it, so a hung test fails loudly instead
+/// of hanging CI. Keep the guard until the test is done. A `#[gort::test]` says
+/// `#[gort::test(timeout = secs)]` instead; both are `gort::__private::TestTimeout`.
+#[allow(unused_macros)] // not every test file has a plain #[test]
+macro_rules! watchdog {
+    ($secs:expr) => {{
+        // The test's path, from the type name of a function declared inside it.
+        fn here() {}
+        $crate::common::watchdog_at(::std::any::type_name_of_val(&here), $secs)
+    }};
 }
+#[allow(unused_imports)]
+pub(crate) use watchdog;
 
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
-    }
+/// `watchdog!`'s guard for the function `here` (`crate::path::test_name::here`).
+pub fn watchdog_at(here: &'static str, secs: u64) -> gort::__private::TestTimeout {
+    let test = here.strip_suffix("::here").unwrap_or(here);
+    let (module_path, name) = test.rsplit_once("::").unwrap_or(("", test));
+    gort::__private::TestTimeout::arm(module_path, name, Duration::from_secs(secs))
 }
 
 /// The bound for a latency measured beside a disturbance (a blocked worker, a busy
