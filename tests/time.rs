@@ -110,7 +110,7 @@ async fn time_interval_ticks_and_skips_missed_ticks() {
 /// waits), on time, and no private deadline thread is started for it.
 #[test]
 fn time_context_deadline_runs_on_the_runtime_timers() {
-    let _w = watchdog("time_context_deadline_runs_on_the_runtime_timers", 20);
+    let _w = watchdog!(20);
     let rt = gort::Runtime::builder().workers(2).build().unwrap();
     let reactor = rt.reactor().expect("a runtime with the reactor").clone();
     rt.block_on(async move {
