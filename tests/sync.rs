@@ -483,3 +483,32 @@ fn sync_context_deadline_reported_once_passed() {
     cancel.cancel(); // too late to change the reason
     assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
 }
+
+/// A `done()` parked inside a runtime (its deadline on the runtime's timers), then
+/// moved out and awaited on a plain thread after the runtime is gone: the deadline
+/// still ends the wait (the shared deadline thread takes over; the runtime's timer is
+/// cancelled and does not keep the dropped runtime's reactor alive).
+#[test]
+#[allow(clippy::async_yields_async)] // handing the parked future out is the point
+fn sync_context_done_moved_out_of_its_runtime_still_meets_its_deadline() {
+    let _w = watchdog!(20);
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(200));
+    let ctx: &'static Context = Box::leak(Box::new(ctx));
+    let rt = gort::Runtime::builder().workers(1).build().unwrap();
+    let reactor = rt.reactor().expect("the reactor").clone();
+    let mut done = rt.block_on(async move {
+        let mut done = Box::pin(ctx.done());
+        assert!(futures::poll!(done.as_mut()).is_pending());
+        assert!(reactor.num_timers() >= 1, "parked on the runtime's timers");
+        done
+    });
+    drop(rt);
+    let start = Instant::now();
+    let err = futures::executor::block_on(done.as_mut());
+    assert_eq!(err, ContextError::DeadlineExceeded);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}

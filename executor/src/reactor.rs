@@ -122,9 +122,11 @@ type Lookup = fn() -> Option<Arc<dyn Reactor>>;
 /// The scheduler's lookup of the calling thread's reactor; see [`current`].
 static CURRENT: OnceLock<Lookup> = OnceLock::new();
 
-/// The reactor of the runtime the calling thread belongs to (a worker, a blocking
-/// thread, a `block_on`), for the primitives below the scheduler that want its timers.
-/// `None` on other threads and before any runtime started.
+/// The reactor of the runtime whose code the calling thread runs (a worker, or that
+/// runtime's `block_on`), for the primitives below the scheduler that want its timers.
+/// `None` elsewhere (a blocking-pool thread, a thread that only entered the runtime
+/// with `Handle::enter`, which may outlive it) and before any runtime started.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) fn current() -> Option<Arc<dyn Reactor>> {
     CURRENT.get().and_then(|lookup| lookup())
 }

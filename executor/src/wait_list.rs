@@ -41,8 +41,10 @@
 //! waker their select last stored.
 //!
 //! Links are `u32`s: a queue with four billion parked futures is not one we can reach,
-//! and the narrower links keep a slot at the size of its value plus a waker and 12
-//! bytes (a channel holds two queues, and Go's `hchan` is the size to beat).
+//! and the narrower links (9 bytes with the `queued` flag) keep a slot at its value, a
+//! waker and 16 bytes for an 8-aligned value (`Slot<u64>` is 40 bytes), and the queue
+//! itself at the slab and 12 bytes (a channel holds two queues, and Go's `hchan` is the
+//! size to beat).
 
 #![forbid(unsafe_code)]
 

@@ -41,7 +41,7 @@
 //! what makes rendezvous, `close` and `select` exact.
 
 mod error;
-pub mod futures;
+pub mod future;
 pub(crate) mod select;
 mod state;
 
@@ -59,7 +59,7 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use self::futures::Recv;
+use self::future::Recv;
 use self::state::{State, WakeList};
 use crate::block_on::is_entered;
 use crate::loom::{lock, Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
@@ -232,8 +232,8 @@ impl<T> Sender<T> {
     /// # Cancel safety
     /// If the future is dropped, the value was either delivered (the send had completed)
     /// or it is dropped with the future unsent; it is never delivered twice or half.
-    pub fn send(&self, value: T) -> futures::Send<'_, T> {
-        futures::Send {
+    pub fn send(&self, value: T) -> future::Send<'_, T> {
+        future::Send {
             chan: &self.chan,
             value: Some(value),
             key: None,

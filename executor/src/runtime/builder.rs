@@ -83,7 +83,9 @@ impl<E: Extension> Default for Builder<E> {
 impl<E: Extension + fmt::Debug> fmt::Debug for Builder<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
-            .field("reactor", &self.ext)
+            .field("extension", &self.ext)
+            // `reactor` or `park_with` replaced the extension's reactor.
+            .field("custom_reactor", &self.reactor.is_some())
             .field("workers", &self.workers)
             .field("max_blocking_threads", &self.max_blocking_threads)
             .field("thread_stack_size", &self.thread_stack_size)

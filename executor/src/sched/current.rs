@@ -51,6 +51,10 @@ thread_local! {
 /// The current runtime's reactor; what `reactor::current` looks up (installed when a
 /// runtime starts).
 pub(crate) fn current_reactor() -> Option<Arc<dyn crate::reactor::Reactor>> {
+    if !crate::block_on::is_entered() {
+        // Not driving the runtime: it may be dropped while this thread still waits.
+        return None;
+    }
     with_current(|h| Some(h?.shared.reactor.as_ref()?.reactor.clone()))
 }
 

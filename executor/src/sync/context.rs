@@ -429,7 +429,10 @@ pub struct Done<'a> {
 /// other waiter). Cancelled when dropped.
 #[cfg(not(loom))]
 struct RuntimeTimer {
-    reactor: std::sync::Arc<dyn crate::reactor::Reactor>,
+    /// Weak: a `Done` kept outside the runtime must not keep its reactor (an epoll
+    /// descriptor, a ring) alive. Unwinding past a timer breaks nothing, hence the
+    /// assertion (`Done` stays `UnwindSafe`, as it was).
+    reactor: std::panic::AssertUnwindSafe<std::sync::Weak<dyn crate::reactor::Reactor>>,
     id: crate::reactor::TimerId,
     /// The waker it will wake, to re-arm when another task polls the future.
     waker: Waker,
@@ -438,7 +441,9 @@ struct RuntimeTimer {
 #[cfg(not(loom))]
 impl Drop for RuntimeTimer {
     fn drop(&mut self) {
-        self.reactor.cancel_timer(self.id);
+        if let Some(reactor) = self.reactor.upgrade() {
+            reactor.cancel_timer(self.id);
+        }
     }
 }
 
@@ -463,13 +468,18 @@ impl Future for Done<'_> {
             Some(_) => WaitReason::Timer,
             None => WaitReason::Context,
         };
-        // Checks the deadline (and cancels on it) before looking at the queue.
-        let done = check(node).is_some();
-        #[cfg(not(loom))]
-        let on_runtime = !done && this.arm_runtime_timer(node, cx.waker());
-        #[cfg(loom)]
-        let on_runtime = false;
-        let poll = super::poll_parked(cx, reason, |cx, _| this.poll_locked(node, cx, on_runtime));
+        let poll = super::poll_parked(cx, reason, |cx, _| {
+            // Checks the deadline (and cancels on it) before looking at the queue.
+            let done = check(node).is_some();
+            #[cfg(not(loom))]
+            let on_runtime = !done && this.arm_runtime_timer(node, cx.waker());
+            #[cfg(loom)]
+            let on_runtime = {
+                let _ = done;
+                false
+            };
+            this.poll_locked(node, cx, on_runtime)
+        });
         #[cfg(not(loom))]
         if poll.is_ready() {
             this.timer = None;
@@ -506,6 +516,12 @@ impl Done<'_> {
             DoneState::Waiting(key) => {
                 let stale = st.waiters.set_waker(&key, cx.waker());
                 self.state = DoneState::Waiting(key);
+                // Parked first where the runtime kept the deadline, polled now where
+                // none does (the future was moved out): the thread must take over.
+                #[cfg(not(loom))]
+                if let (Some(when), None, false) = (node.deadline, &st.timer, on_runtime) {
+                    st.timer = super::deadline::schedule(when, Arc::downgrade(node));
+                }
                 (Poll::Pending, stale)
             }
             _ => {
@@ -523,31 +539,32 @@ impl Done<'_> {
         }
     }
 
-    /// Puts the deadline (if any) on the timers of the runtime this thread belongs to,
-    /// for the task `waker` wakes; keeps a timer already set for that task. False when
-    /// there is no deadline or no runtime with timers here.
+    /// Puts the deadline (if any) on the timers of the runtime whose code this thread
+    /// runs (a worker, its `block_on`), for the task `waker` wakes; keeps a timer
+    /// already set there for that task. False when there is no deadline or no runtime
+    /// with timers here.
     #[cfg(not(loom))]
     fn arm_runtime_timer(&mut self, node: &Node, waker: &Waker) -> bool {
         let Some(when) = node.deadline else {
             return false;
         };
-        if self
-            .timer
-            .as_ref()
-            .is_some_and(|t| t.waker.will_wake(waker))
-        {
-            return true;
+        let reactor = crate::reactor::current();
+        if let (Some(t), Some(r)) = (&self.timer, &reactor) {
+            if t.waker.will_wake(waker) && std::ptr::addr_eq(t.reactor.as_ptr(), Arc::as_ptr(r)) {
+                return true;
+            }
         }
-        // A timer for another task would wake the wrong one: it goes.
+        // A timer for another task, or on another runtime's reactor, would wake the
+        // wrong task or depend on a runtime this poll is not in: it goes.
         self.timer = None;
-        let Some(reactor) = crate::reactor::current() else {
+        let Some(reactor) = reactor else {
             return false;
         };
         let Some(id) = reactor.add_timer(when, waker.clone()) else {
             return false;
         };
         self.timer = Some(RuntimeTimer {
-            reactor,
+            reactor: std::panic::AssertUnwindSafe(Arc::downgrade(&reactor)),
             id,
             waker: waker.clone(),
         });

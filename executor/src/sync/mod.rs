@@ -104,8 +104,10 @@ pub use wait_group::WaitGroup;
 ///
 /// They are named here rather than at the top of `sync` so that `use gort::sync::*`
 /// does not shadow `std::io::{Read, Write}` (nor bring in names as generic as `Wait`
-/// and `Done`); code seldom names them.
-pub mod futures {
+/// and `Done`); code seldom names them. The module is `future`, not `futures` (as
+/// tokio's and async-lock's are): a glob-imported `futures` would hide the `futures`
+/// crate from code that also uses it.
+pub mod future {
     pub use super::barrier::BarrierWait;
     pub use super::context::Done;
     pub use super::mutex::{Lock, LockOwned};

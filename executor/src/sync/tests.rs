@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use super::futures::*;
+use super::future::*;
 
 use super::*;
 
@@ -714,6 +714,9 @@ fn sync_futures_and_guards_are_send_so_tasks_can_hold_them() {
     send::<Wait<'static>>();
     send::<BarrierWait<'static>>();
     send::<Done<'static>>();
+    // As before the runtime timer: `ctx.done().catch_unwind()` keeps compiling.
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    unwind_safe::<Done<'static>>();
     send::<Context>();
     sync::<Context>();
     send::<CancelHandle>();

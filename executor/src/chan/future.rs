@@ -1,7 +1,9 @@
 //! The futures a channel's async methods return, and their `select!` branches.
 //!
 //! They live here rather than at the top of `chan` so that `use gort::chan::*` does not
-//! shadow `std::marker::Send`; code seldom names them.
+//! shadow `std::marker::Send`; code seldom names them. It is `future`, not `futures`,
+//! so that a glob import does not hide the `futures` crate (whose `StreamExt` users of
+//! `Receiver` want).
 
 use std::fmt;
 use std::future::Future;
