@@ -125,6 +125,7 @@ impl<T> WaitList<T> {
     }
 
     /// Appends a waiter; its future owns the returned key.
+    #[inline]
     pub(crate) fn push_back(&mut self, value: T, waker: Option<&Waker>) -> WaiterKey {
         let idx = self.slots.insert(Slot {
             value,
@@ -144,10 +145,12 @@ impl<T> WaitList<T> {
     }
 
     /// Whether the waiter is still queued (not yet dequeued by a notifier).
+    #[inline]
     pub(crate) fn is_queued(&self, key: &WaiterKey) -> bool {
         self.slots[key.0].queued
     }
 
+    #[inline]
     pub(crate) fn value(&self, key: &WaiterKey) -> &T {
         &self.slots[key.0].value
     }
@@ -166,6 +169,7 @@ impl<T> WaitList<T> {
     /// same task (the common case: one clone per park, not one per poll). Returns the
     /// waker it replaced, for the caller to drop after releasing its lock.
     #[must_use = "drop the replaced waker after releasing the lock"]
+    #[inline]
     pub(crate) fn set_waker(&mut self, key: &WaiterKey, waker: &Waker) -> Option<Waker> {
         let slot = &mut self.slots[key.0];
         match &mut slot.waker {
@@ -175,6 +179,7 @@ impl<T> WaitList<T> {
     }
 
     /// The value of the first queued waiter.
+    #[inline]
     pub(crate) fn front_mut(&mut self) -> Option<&mut T> {
         let h = index(self.head)?;
         Some(&mut self.slots[h].value)
@@ -183,6 +188,7 @@ impl<T> WaitList<T> {
     /// Dequeues the first waiter, moving its waker into `wakes`, and returns its value
     /// so the caller can record what the waiter was given. The slot stays allocated
     /// until its future calls [`remove`](Self::remove).
+    #[inline]
     pub(crate) fn pop_front<W: Wake>(&mut self, wakes: &mut WakeList<W>) -> Option<&mut T> {
         let h = index(self.head)?;
         self.unlink(h);
@@ -191,6 +197,29 @@ impl<T> WaitList<T> {
             wakes.push(W::from(w));
         }
         Some(&mut slot.value)
+    }
+
+    /// Dequeues waiters from the front until `claim` accepts one, and returns its
+    /// value. Every waiter dequeued has its waker moved into `wakes`; one that `claim`
+    /// refuses is dequeued all the same (it waits for nothing any more: a `select!`
+    /// branch whose select another branch already won) and its future frees the slot.
+    #[inline]
+    pub(crate) fn pop_front_claimed<W: Wake>(
+        &mut self,
+        wakes: &mut WakeList<W>,
+        mut claim: impl FnMut(&T) -> bool,
+    ) -> Option<&mut T> {
+        loop {
+            let h = index(self.head)?;
+            self.unlink(h);
+            let slot = &mut self.slots[h];
+            if let Some(w) = slot.waker.take() {
+                wakes.push(W::from(w));
+            }
+            if claim(&slot.value) {
+                return Some(&mut self.slots[h].value);
+            }
+        }
     }
 
     /// Dequeues every waiter, calling `f` on each value in FIFO order.
@@ -202,6 +231,7 @@ impl<T> WaitList<T> {
 
     /// Frees the waiter's slot, unlinking it first if it is still queued.
     #[must_use = "drop the returned waker after releasing the lock"]
+    #[inline]
     pub(crate) fn remove(&mut self, key: WaiterKey) -> Removed<T> {
         let was_queued = self.slots[key.0].queued;
         if was_queued {
@@ -218,6 +248,7 @@ impl<T> WaitList<T> {
         }
     }
 
+    #[inline]
     fn unlink(&mut self, idx: usize) {
         let (prev, next) = {
             let slot = &mut self.slots[idx];
@@ -299,6 +330,7 @@ impl<W> Default for WakeList<W> {
 }
 
 impl<W: Wake> WakeList<W> {
+    #[inline]
     pub(crate) fn push(&mut self, w: W) {
         if self.first.is_none() {
             self.first = Some(w);
@@ -308,12 +340,15 @@ impl<W: Wake> WakeList<W> {
     }
 
     /// Wakes everything collected. Call it with no lock held.
+    #[inline]
     pub(crate) fn wake_all(self) {
         if let Some(w) = self.first {
             w.wake();
         }
-        for w in self.rest {
-            w.wake();
+        // The guard is not redundant: building and dropping an empty `Vec`'s iterator
+        // cost a channel round trip 10% more instructions (callgrind).
+        if !self.rest.is_empty() {
+            self.rest.into_iter().for_each(W::wake);
         }
     }
 }

@@ -35,18 +35,18 @@ impl<T> Recv<'_, T> {
     /// a `select!` branch passes `None` once its context was selected.
     fn poll_step(&mut self, waker: Option<&Waker>) -> Poll<Option<T>> {
         let mut wake = WakeList::default();
-        // A replaced waker or a finished slot, dropped with the lock released.
-        let mut dropped = None;
+        // A replaced waker, dropped with the lock released. (A finished slot may go
+        // under the lock: its waker was taken when it was paired, and a select branch's
+        // context is still held by its select.)
         let mut stale = None;
         let res = {
             let mut st = self.chan.lock();
             if let Some(key) = self.key.take() {
                 match st.status(&key, false) {
                     Status::Done | Status::Closed => {
-                        let mut removed = st.remove_waiter(key, false);
-                        let v = removed.value.value.take();
-                        dropped = Some(removed);
-                        Poll::Ready(v)
+                        let removed = st.remove_waiter(key, false);
+                        debug_assert!(removed.waker.is_none());
+                        Poll::Ready(removed.value.value)
                     }
                     Status::Waiting => {
                         if let Some(waker) = waker {
@@ -66,7 +66,7 @@ impl<T> Recv<'_, T> {
                 Poll::Pending
             }
         };
-        drop((dropped, stale));
+        drop(stale);
         wake.wake_all();
         res
     }
@@ -120,8 +120,7 @@ impl<T> Send<'_, T> {
     /// `waker` as in [`Recv::poll_step`].
     fn poll_step(&mut self, waker: Option<&Waker>) -> Poll<Result<(), SendError<T>>> {
         let mut wake = WakeList::default();
-        // A replaced waker or a finished slot, dropped with the lock released.
-        let mut dropped = None;
+        // As in `Recv::poll_step`.
         let mut stale = None;
         let res = {
             let mut st = self.chan.lock();
@@ -135,13 +134,14 @@ impl<T> Send<'_, T> {
                         Poll::Pending
                     }
                     Status::Done => {
-                        dropped = Some(st.remove_waiter(key, true));
+                        let removed = st.remove_waiter(key, true);
+                        debug_assert!(removed.waker.is_none() && removed.value.value.is_none());
                         Poll::Ready(Ok(()))
                     }
                     Status::Closed => {
-                        let mut removed = st.remove_waiter(key, true);
-                        let value = removed.value.value.take();
-                        dropped = Some(removed);
+                        let removed = st.remove_waiter(key, true);
+                        debug_assert!(removed.waker.is_none());
+                        let value = removed.value.value;
                         Poll::Ready(Err(SendError(
                             value.expect("closed sender keeps its value"),
                         )))
@@ -164,7 +164,7 @@ impl<T> Send<'_, T> {
                 }
             }
         };
-        drop((dropped, stale));
+        drop(stale);
         wake.wake_all();
         res
     }

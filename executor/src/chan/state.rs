@@ -101,20 +101,14 @@ pub(crate) struct State<T> {
 /// through the returned waiter. Stale select waiters (another branch won) are dequeued
 /// and skipped; their owner frees the slot.
 fn pair<'q, T>(q: &'q mut Queue<T>, wake: &mut WakeList) -> Option<&'q mut Waiter<T>> {
-    loop {
-        let claimed = match &q.front_mut()?.who {
-            Who::Solo => true,
-            Who::Select { ctx, op } => ctx.try_select(*op),
-        };
-        if claimed {
-            let w = q.pop_front(wake).expect("the front was just seen");
-            if let Who::Select { ctx, .. } = &w.who {
-                wake.push(Wake::Ctx(ctx.clone()));
-            }
-            return Some(w);
-        }
-        q.pop_front(wake);
+    let w = q.pop_front_claimed(wake, |w| match &w.who {
+        Who::Solo => true,
+        Who::Select { ctx, op } => ctx.try_select(*op),
+    })?;
+    if let Who::Select { ctx, .. } = &w.who {
+        wake.push(Wake::Ctx(ctx.clone()));
     }
+    Some(w)
 }
 
 /// Is a waiter of `q` other than the select `me` ready to pair? A peek: nothing is
