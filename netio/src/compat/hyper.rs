@@ -26,64 +26,19 @@ fn read_into(
     Poll::Ready(Ok(()))
 }
 
-macro_rules! hyper_read {
-    ($ty:ty, |$s:ident| $stream:expr) => {
-        impl hyper::rt::Read for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: ReadBufCursor<'_>,
-            ) -> Poll<io::Result<()>> {
-                let $s = &*self;
-                read_into($stream, cx, buf)
-            }
-        }
-    };
+impl_read! {
+    hyper::rt::Read, ReadBufCursor<'_>;
+    TcpStream => |s| s,
+    OwnedReadHalf => |s| s.stream(),
+    UnixStream => |s| s,
 }
 
-macro_rules! hyper_write {
-    ($ty:ty, |$s:ident| $stream:expr) => {
-        impl hyper::rt::Write for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                let $s = &*self;
-                RawStream::poll_write($stream, cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[io::IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                let $s = &*self;
-                RawStream::poll_write_vectored($stream, cx, bufs)
-            }
-
-            fn is_write_vectored(&self) -> bool {
-                true
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(())) // no user-space buffer
-            }
-
-            fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let $s = &*self;
-                Poll::Ready($stream.shutdown_write())
-            }
-        }
-    };
+impl_write! {
+    hyper::rt::Write;
+    TcpStream => |s| s,
+    OwnedWriteHalf => |s| s.stream(),
+    UnixStream => |s| s,
 }
-
-hyper_read!(TcpStream, |s| s);
-hyper_write!(TcpStream, |s| s);
-hyper_read!(OwnedReadHalf, |s| s.stream());
-hyper_write!(OwnedWriteHalf, |s| s.stream());
-hyper_read!(UnixStream, |s| s);
-hyper_write!(UnixStream, |s| s);
 
 /// hyper's I/O traits for any `futures::io::AsyncRead + AsyncWrite`: a TLS stream
 /// (futures-rustls, async-native-tls), a compressed stream, a test double.

@@ -35,61 +35,16 @@ fn read_into(
     Poll::Ready(Ok(()))
 }
 
-macro_rules! tokio_read {
-    ($ty:ty, |$s:ident| $stream:expr) => {
-        impl tokio::io::AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut ReadBuf<'_>,
-            ) -> Poll<io::Result<()>> {
-                let $s = &*self;
-                read_into($stream, cx, buf)
-            }
-        }
-    };
+impl_read! {
+    tokio::io::AsyncRead, &mut ReadBuf<'_>;
+    TcpStream => |s| s,
+    OwnedReadHalf => |s| s.stream(),
+    UnixStream => |s| s,
 }
 
-macro_rules! tokio_write {
-    ($ty:ty, |$s:ident| $stream:expr) => {
-        impl tokio::io::AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                let $s = &*self;
-                RawStream::poll_write($stream, cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[io::IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                let $s = &*self;
-                RawStream::poll_write_vectored($stream, cx, bufs)
-            }
-
-            fn is_write_vectored(&self) -> bool {
-                true
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(())) // no user-space buffer
-            }
-
-            fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let $s = &*self;
-                Poll::Ready($stream.shutdown_write())
-            }
-        }
-    };
+impl_write! {
+    tokio::io::AsyncWrite;
+    TcpStream => |s| s,
+    OwnedWriteHalf => |s| s.stream(),
+    UnixStream => |s| s,
 }
-
-tokio_read!(TcpStream, |s| s);
-tokio_write!(TcpStream, |s| s);
-tokio_read!(OwnedReadHalf, |s| s.stream());
-tokio_write!(OwnedWriteHalf, |s| s.stream());
-tokio_read!(UnixStream, |s| s);
-tokio_write!(UnixStream, |s| s);
