@@ -15,8 +15,8 @@
 //! |---|---|---|
 //! | 0 | `loom`, `thread`, `coop`, `park`, `wait_list` | the loom shim; thread config and shutdown's wait; the budget; how a thread sleeps; the one waiter queue and wake list every channel and lock parks on |
 //! | 1 | `task` | the task cell, `JoinHandle`, wait reasons |
-//! | 2 | `block_on` | polling one future on the calling thread; the entered flag |
-//! | 3 | `chan`, `sync`, `blocking`, `reactor` | channels and locks (runtime-agnostic); the blocking pool; the reactor seam |
+//! | 2 | `block_on`, `reactor` | polling one future on the calling thread; the entered flag; the reactor seam (the `Reactor` and `Extension` traits, and the lookup of the calling thread's reactor that the scheduler installs) |
+//! | 3 | `chan`, `sync`, `blocking` | channels and locks (runtime-agnostic; a `Context` deadline uses the reactor's timers through the seam); the blocking pool |
 //! | 4 | `sched` | P, M, run queues, stealing, the scheduler's `Handle`, the thread's current runtime |
 //! | 5 | `runtime` | `Runtime`, `Builder`, the monitor, deadlock detection, `JoinSet`, `Group` |
 //!
@@ -26,7 +26,9 @@
 //! errgroup's `Group` spawn, so they live with the runtime; the facade shows them as
 //! `gort::task::JoinSet` and `gort::sync::Group`. Per-thread state lives with its
 //! owner: the budget in `coop`, the wait reason in `task::wait`, the entered flag in
-//! `block_on`, the current runtime and worker in `sched::current`.
+//! `block_on`, the current runtime and worker in `sched::current`. `sync` reaches the
+//! runtime's timers without knowing the scheduler: `reactor::current` calls a lookup
+//! that the scheduler installs when it starts a runtime.
 //!
 //! `unsafe` lives in a few modules: `task::raw` and the typed task references over it
 //! (`task/mod.rs`, `task/join.rs`), `sched::queue` (the lock-free run queue),
