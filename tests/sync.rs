@@ -493,7 +493,7 @@ fn sync_context_deadline_reported_once_passed() {
 fn sync_context_done_moved_out_of_its_runtime_still_meets_its_deadline() {
     let _w = watchdog!(20);
     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(200));
-    let ctx: &'static Context = Box::leak(Box::new(ctx));
+    let ctx = &ctx;
     let rt = gort::Runtime::builder().workers(1).build().unwrap();
     let reactor = rt.reactor().expect("the reactor").clone();
     let mut done = rt.block_on(async move {

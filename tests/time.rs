@@ -116,9 +116,10 @@ fn time_context_deadline_runs_on_the_runtime_timers() {
     rt.block_on(async move {
         let (tx, rx) = gort::chan::bounded::<()>(0);
         let handler = gort::spawn(async move {
+            // Before the context: its deadline is 150 ms after its creation.
+            let start = Instant::now();
             let (ctx, _cancel) =
                 gort::sync::Context::background().with_timeout(Duration::from_millis(150));
-            let start = Instant::now();
             // The other branch never completes: only the deadline can end this.
             let err = gort::select! {
                 err = ctx.done() => err,
