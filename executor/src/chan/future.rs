@@ -13,8 +13,8 @@ use std::task::{Context, Poll, Waker};
 use super::select::{Action, IsChanOp, Reply, SelectBranch, Wrap};
 use super::state::{Status, WakeList, Who};
 use super::{Chan, SendError};
-use crate::coop;
 use crate::loom::Arc;
+use crate::task::WaitReason;
 use crate::wait_list::WaiterKey;
 
 // ----- receiving -----
@@ -75,15 +75,10 @@ impl<T> Recv<'_, T> {
 impl<T> Future for Recv<'_, T> {
     type Output = Option<T>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let restore = std::task::ready!(coop::poll_proceed(cx));
-        let res = self.poll_step(Some(cx.waker()));
-        if res.is_ready() {
-            restore.made_progress();
-        } else {
-            self.chan.note_wait(crate::task::WaitReason::ChanRecv);
-        }
-        res
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.get_mut();
+        let chan = this.chan;
+        chan.poll_op(cx, WaitReason::ChanRecv, |w| this.poll_step(Some(w)))
     }
 }
 
@@ -182,15 +177,10 @@ impl<T> Send<'_, T> {
 impl<T> Future for Send<'_, T> {
     type Output = Result<(), SendError<T>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let restore = std::task::ready!(coop::poll_proceed(cx));
-        let res = self.poll_step(Some(cx.waker()));
-        if res.is_ready() {
-            restore.made_progress();
-        } else {
-            self.chan.note_wait(crate::task::WaitReason::ChanSend);
-        }
-        res
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let chan = this.chan;
+        chan.poll_op(cx, WaitReason::ChanSend, |w| this.poll_step(Some(w)))
     }
 }
 

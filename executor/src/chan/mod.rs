@@ -126,14 +126,29 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Records why a plain `send`/`recv` on this channel is parked.
-    fn note_wait(&self, reason: crate::task::WaitReason) {
-        let external = self.external.load(Ordering::Relaxed);
-        crate::task::set_wait_reason(if external {
-            crate::task::WaitReason::ChanExternal
+    /// One poll of a plain `send` or `recv`: spends the coop budget, runs `step` with
+    /// the task's waker, and records why the task is parked when it stays pending
+    /// (`ChanExternal` once plain threads use the channel). The channel's version of
+    /// `sync::poll_parked`; `step` wakes and drops after unlocking itself.
+    fn poll_op<R>(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        reason: crate::task::WaitReason,
+        step: impl FnOnce(&std::task::Waker) -> std::task::Poll<R>,
+    ) -> std::task::Poll<R> {
+        let restore = std::task::ready!(crate::coop::poll_proceed(cx));
+        let res = step(cx.waker());
+        if res.is_ready() {
+            restore.made_progress();
         } else {
-            reason
-        });
+            let external = self.external.load(Ordering::Relaxed);
+            crate::task::set_wait_reason(if external {
+                crate::task::WaitReason::ChanExternal
+            } else {
+                reason
+            });
+        }
+        res
     }
 }
 
