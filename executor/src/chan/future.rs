@@ -34,6 +34,13 @@ impl<T> Recv<'_, T> {
     /// plain receive's current waker (it registers with it, or replaces a stale one);
     /// a `select!` branch passes `None` once its context was selected.
     fn poll_step(&mut self, waker: Option<&Waker>) -> Poll<Option<T>> {
+        let mut seen_empty = false;
+        if self.key.is_none() {
+            match self.chan.fast_recv() {
+                Ok(v) => return Poll::Ready(Some(v)),
+                Err(empty) => seen_empty = empty,
+            }
+        }
         let mut wake = WakeList::default();
         // A replaced waker, dropped with the lock released. (A finished slot may go
         // under the lock: its waker was taken when it was paired, and a select branch's
@@ -56,10 +63,21 @@ impl<T> Recv<'_, T> {
                         Poll::Pending
                     }
                 }
-            } else if let Some(v) = st.try_recv(&mut wake) {
+            } else if let Some(v) = if seen_empty {
+                // Just seen empty: arm now, so that this look is the one after the flag.
+                st.arm_and_try_recv(&mut wake)
+            } else {
+                st.try_recv(&mut wake)
+            } {
                 Poll::Ready(Some(v))
             } else if st.closed {
                 Poll::Ready(None)
+            } else if let Some(v) = (!seen_empty && st.arm(false))
+                .then(|| st.try_recv(&mut wake))
+                .flatten()
+            {
+                // A fast send got in before the flag.
+                Poll::Ready(Some(v))
             } else {
                 let waker = waker.expect("selected branches are registered");
                 self.key = Some(st.push_waiter(false, None, Who::Solo, Some(waker)));
@@ -114,6 +132,13 @@ impl<T> Send<'_, T> {
     /// One send step: hand the value over, or register as a waiter holding it.
     /// `waker` as in [`Recv::poll_step`].
     fn poll_step(&mut self, waker: Option<&Waker>) -> Poll<Result<(), SendError<T>>> {
+        if self.key.is_none() {
+            let value = self.value.take().expect("Send polled after completion");
+            match self.chan.fast_send(value) {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(v) => self.value = Some(v),
+            }
+        }
         let mut wake = WakeList::default();
         // As in `Recv::poll_step`.
         let mut stale = None;
@@ -147,7 +172,15 @@ impl<T> Send<'_, T> {
                 if st.closed {
                     Poll::Ready(Err(SendError(value)))
                 } else {
-                    match st.try_send(value, &mut wake) {
+                    // Armed, a retry succeeds unless the ring is still full.
+                    let sent = st.try_send(value, &mut wake).or_else(|v| {
+                        if st.arm(true) {
+                            st.try_send(v, &mut wake)
+                        } else {
+                            Err(v)
+                        }
+                    });
+                    match sent {
                         Ok(()) => Poll::Ready(Ok(())),
                         Err(value) => {
                             let waker = waker.expect("selected branches are registered");
@@ -238,6 +271,9 @@ impl<T> SelectBranch for RecvBranch<'_, T> {
         let recv = &mut self.0;
         match action {
             Action::Try => {
+                if let Ok(v) = recv.chan.fast_recv() {
+                    return Reply::Ready(Some(v));
+                }
                 let mut wake = WakeList::default();
                 let res = {
                     let mut st = recv.chan.lock();
@@ -252,7 +288,7 @@ impl<T> SelectBranch for RecvBranch<'_, T> {
             }
             Action::Register(ctx, op) => {
                 let mut st = recv.chan.lock();
-                if st.recv_ready(Some(ctx)) {
+                if st.recv_ready(Some(ctx)) || st.arm(false) {
                     return Reply::ReadyNow;
                 }
                 let who = Who::Select {
@@ -288,13 +324,17 @@ impl<T> SelectBranch for SendBranch<'_, T> {
         let send = &mut self.0;
         match action {
             Action::Try => {
+                let value = send
+                    .value
+                    .take()
+                    .expect("send branch tried after completion");
+                let value = match send.chan.fast_send(value) {
+                    Ok(()) => return Reply::Ready(Ok(())),
+                    Err(v) => v,
+                };
                 let mut wake = WakeList::default();
                 let res = {
                     let mut st = send.chan.lock();
-                    let value = send
-                        .value
-                        .take()
-                        .expect("send branch tried after completion");
                     if st.closed {
                         Reply::Ready(Err(SendError(value)))
                     } else {
@@ -312,7 +352,7 @@ impl<T> SelectBranch for SendBranch<'_, T> {
             }
             Action::Register(ctx, op) => {
                 let mut st = send.chan.lock();
-                if st.send_ready(Some(ctx)) {
+                if st.send_ready(Some(ctx)) || st.arm(true) {
                     return Reply::ReadyNow;
                 }
                 let value = send.value.take();

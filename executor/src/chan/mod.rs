@@ -42,6 +42,7 @@
 
 mod error;
 pub mod future;
+mod ring;
 pub(crate) mod select;
 mod state;
 
@@ -60,9 +61,10 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use self::future::Recv;
-use self::state::{State, WakeList};
+use self::ring::{Ring, RECV_SLOW, SEND_SLOW};
+use self::state::{Guard, State, WakeList};
 use crate::block_on::is_entered;
-use crate::loom::{lock, Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::loom::{lock, Arc, AtomicUsize, Mutex, Ordering};
 use crate::task::wait::BLOCKING_CALLERS;
 use crate::wait_list::WaiterKey;
 
@@ -78,8 +80,12 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 }
 
 fn new<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
+    let ring = cap
+        .filter(|c| (1..=ring::MAX_CAP).contains(c))
+        .map(Ring::new);
     let chan = Arc::new(Chan {
-        state: Mutex::new(State::new(cap)),
+        state: Mutex::new(State::new(cap, ring.is_some())),
+        ring,
         senders: AtomicUsize::new(1),
         receivers: AtomicUsize::new(1),
         external: std::sync::atomic::AtomicBool::new(false),
@@ -92,6 +98,9 @@ fn new<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
 
 struct Chan<T> {
     state: Mutex<State<T>>,
+    /// The buffer of a channel of capacity 1 to [`ring::MAX_CAP`], used without the
+    /// lock while no waiter is queued (`ring.rs`); other channels buffer in `state`.
+    ring: Option<Ring<T>>,
     senders: AtomicUsize,
     receivers: AtomicUsize,
     /// Plain threads use this channel (`send_blocking`/`recv_blocking`), so a task
@@ -153,8 +162,55 @@ impl<T> Chan<T> {
 }
 
 impl<T> Chan<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        lock(&self.state)
+    fn lock(&self) -> Guard<'_, T> {
+        Guard::new(lock(&self.state), self.ring.as_ref())
+    }
+
+    /// A send without the lock: into the ring, when it has room, nobody is queued and
+    /// the channel is open. `Err(value)` sends the caller to the locked path (which
+    /// also tells full from closed).
+    #[inline]
+    fn fast_send(&self, value: T) -> Result<(), T> {
+        let Some(ring) = &self.ring else {
+            return Err(value);
+        };
+        // A queued receiver takes the value hand to hand, under the lock.
+        if ring.has(false, RECV_SLOW) {
+            return Err(value);
+        }
+        ring.push(value, true)?;
+        ring::dekker();
+        // A receiver that parked while we pushed is handed the value now.
+        if ring.has(false, RECV_SLOW) {
+            let mut wake = WakeList::default();
+            self.lock().pump(&mut wake);
+            wake.wake_all();
+        }
+        Ok(())
+    }
+
+    /// A receive without the lock: from the ring, when nobody is queued. `Err(true)`:
+    /// the ring was seen empty with no flag set (a receive about to park then arms
+    /// before it looks again, `Guard::arm`); `Err(false)`: no ring, or a flag sends the
+    /// caller to the locked path.
+    #[inline]
+    fn fast_recv(&self) -> Result<T, bool> {
+        let Some(ring) = &self.ring else {
+            return Err(false);
+        };
+        // Queued senders refill the ring in their order, under the lock.
+        if ring.has(true, SEND_SLOW) {
+            return Err(false);
+        }
+        let v = ring.pop(true).ok_or(true)?;
+        ring::dekker();
+        // A sender that parked on the full ring while we popped moves in now.
+        if ring.has(true, SEND_SLOW) {
+            let mut wake = WakeList::default();
+            self.lock().pump(&mut wake);
+            wake.wake_all();
+        }
+        Ok(v)
     }
 
     fn close(&self) -> bool {
@@ -165,7 +221,7 @@ impl<T> Chan<T> {
     }
 
     fn len(&self) -> usize {
-        self.lock().buf.len()
+        self.lock().len()
     }
 
     fn capacity(&self) -> Option<usize> {
@@ -195,6 +251,10 @@ impl<T> Chan<T> {
     }
 
     fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let value = match self.fast_send(value) {
+            Ok(()) => return Ok(()),
+            Err(v) => v,
+        };
         let mut wake = WakeList::default();
         let res = {
             let mut st = self.lock();
@@ -209,6 +269,9 @@ impl<T> Chan<T> {
     }
 
     fn try_recv(&self) -> Result<T, TryRecvError> {
+        if let Ok(v) = self.fast_recv() {
+            return Ok(v);
+        }
         let mut wake = WakeList::default();
         let res = {
             let mut st = self.lock();

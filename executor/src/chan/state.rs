@@ -32,8 +32,9 @@
 use std::collections::VecDeque;
 use std::task::Waker;
 
+use super::ring::{Ring, CLOSED, RECV_SLOW, SEND_SLOW};
 use super::select::SelectCtx;
-use crate::loom::Arc;
+use crate::loom::{Arc, MutexGuard};
 use crate::wait_list::{Removed, WaitList, WaiterKey};
 
 /// How pairing with a waiter is decided. A plain waiter's waker is kept by its queue
@@ -121,10 +122,16 @@ fn any_pairable<T>(q: &Queue<T>, me: Option<&Arc<SelectCtx>>) -> bool {
 }
 
 impl<T> State<T> {
-    /// `cap: None` is an unbounded channel.
-    pub(crate) fn new(cap: Option<usize>) -> State<T> {
+    /// `cap: None` is an unbounded channel. A channel served by a ring keeps `buf` for
+    /// values given back by cancelled receives, which go before the ring's.
+    pub(crate) fn new(cap: Option<usize>, ring: bool) -> State<T> {
+        let initial = if ring {
+            0
+        } else {
+            cap.unwrap_or(usize::MAX).min(INITIAL_BUFFER)
+        };
         State {
-            buf: VecDeque::with_capacity(cap.unwrap_or(usize::MAX).min(INITIAL_BUFFER)),
+            buf: VecDeque::with_capacity(initial),
             cap: cap.unwrap_or(usize::MAX),
             unbounded: cap.is_none(),
             closed: false,
@@ -139,51 +146,6 @@ impl<T> State<T> {
         } else {
             &mut self.recvq
         }
-    }
-
-    /// Non-blocking send. `Err(value)` when it would block; the caller checks `closed`
-    /// first.
-    pub(crate) fn try_send(&mut self, value: T, wake: &mut WakeList) -> Result<(), T> {
-        debug_assert!(!self.closed);
-        if let Some(w) = pair(&mut self.recvq, wake) {
-            w.value = Some(value);
-            w.status = Status::Done;
-            return Ok(());
-        }
-        if self.buf.len() < self.cap {
-            self.buf.push_back(value);
-            return Ok(());
-        }
-        Err(value)
-    }
-
-    /// Non-blocking receive; `None` when it would block (or the channel is closed and
-    /// drained: the caller tells them apart by `closed`).
-    pub(crate) fn try_recv(&mut self, wake: &mut WakeList) -> Option<T> {
-        if let Some(v) = self.buf.pop_front() {
-            // A blocked sender may now move its value into the freed slot.
-            if let Some(w) = pair(&mut self.sendq, wake) {
-                let sent = w.value.take().expect("a waiting sender holds its value");
-                w.status = Status::Done;
-                self.buf.push_back(sent);
-            }
-            return Some(v);
-        }
-        // Unbuffered (or drained) channel: take straight from a waiting sender.
-        let w = pair(&mut self.sendq, wake)?;
-        w.status = Status::Done;
-        Some(w.value.take().expect("a waiting sender holds its value"))
-    }
-
-    /// Would a receive complete now (a value, a waiting sender other than `me`, or
-    /// closed)? A peek: nothing is claimed.
-    pub(crate) fn recv_ready(&self, me: Option<&Arc<SelectCtx>>) -> bool {
-        !self.buf.is_empty() || self.closed || any_pairable(&self.sendq, me)
-    }
-
-    /// Would a send complete now (a waiting receiver other than `me`, room, or closed)?
-    pub(crate) fn send_ready(&self, me: Option<&Arc<SelectCtx>>) -> bool {
-        self.closed || self.buf.len() < self.cap || any_pairable(&self.recvq, me)
     }
 
     /// The status of waiter `key`.
@@ -204,8 +166,229 @@ impl<T> State<T> {
         self.queue(sender).set_waker(key, waker)
     }
 
+    /// Removes waiter `key` (from its queue too, if still queued) in O(1). Drop the
+    /// returned waker after unlocking.
+    #[must_use = "drop the returned waker after releasing the lock"]
+    pub(crate) fn remove_waiter(&mut self, key: WaiterKey, sender: bool) -> Removed<Waiter<T>> {
+        self.queue(sender).remove(key)
+    }
+}
+
+/// The channel's lock held: its [`State`], and the ring when the channel has one. Every
+/// hand-over goes through here. Dropping it brings the ring's flags up to date before
+/// the lock is released: `RECV_SLOW` is set while receivers are queued or values wait
+/// in `buf`, `SEND_SLOW` while senders are queued, so fast operations see the queues.
+pub(crate) struct Guard<'a, T> {
+    st: MutexGuard<'a, State<T>>,
+    ring: Option<&'a Ring<T>>,
+}
+
+impl<T> std::ops::Deref for Guard<'_, T> {
+    type Target = State<T>;
+    fn deref(&self) -> &State<T> {
+        &self.st
+    }
+}
+
+impl<T> std::ops::DerefMut for Guard<'_, T> {
+    fn deref_mut(&mut self) -> &mut State<T> {
+        &mut self.st
+    }
+}
+
+impl<T> Drop for Guard<'_, T> {
+    fn drop(&mut self) {
+        let Some(ring) = self.ring else { return };
+        let st = &*self.st;
+        // A flag is cleared only once the fast path it blocks has work: values for
+        // fast receives, room for fast sends. Until then it stays, a little stale, so
+        // that a ping-pong (a partner always parked) does not set and clear it every
+        // round trip; a stale flag costs one locked operation, which clears it.
+        if !st.recvq.is_empty() || !st.buf.is_empty() {
+            ring.put(false, RECV_SLOW, true);
+        } else if !ring.is_empty() {
+            ring.put(false, RECV_SLOW, false);
+        }
+        if !st.sendq.is_empty() {
+            ring.put(true, SEND_SLOW, true);
+        } else if !ring.is_full() {
+            ring.put(true, SEND_SLOW, false);
+        }
+    }
+}
+
+impl<'a, T> Guard<'a, T> {
+    pub(crate) fn new(st: MutexGuard<'a, State<T>>, ring: Option<&'a Ring<T>>) -> Self {
+        Guard { st, ring }
+    }
+
+    /// Values buffered (past capacity too, for given-back ones).
+    pub(crate) fn len(&self) -> usize {
+        self.st.buf.len() + self.ring.map_or(0, Ring::len)
+    }
+
+    /// The next buffered value: given-back ones first, then the ring's.
+    fn take_buffered(&mut self) -> Option<T> {
+        self.st
+            .buf
+            .pop_front()
+            .or_else(|| self.ring.and_then(|r| r.pop(false)))
+    }
+
+    /// Hands buffered values to queued receivers, oldest first: a fast send may have
+    /// pushed while a receiver was parking. A value with no receiver left to take it
+    /// goes to the front of `buf`.
+    fn pump_recv(&mut self, wake: &mut WakeList) {
+        // Queued receivers mean an empty ring, but for a fast push that raced their
+        // flag (and will come here itself if this look misses it).
+        if self.st.buf.is_empty() && self.ring.is_none_or(Ring::is_empty) {
+            return;
+        }
+        while !self.st.recvq.is_empty() {
+            let Some(v) = self.take_buffered() else {
+                return;
+            };
+            match pair(&mut self.st.recvq, wake) {
+                Some(w) => {
+                    w.value = Some(v);
+                    w.status = Status::Done;
+                }
+                None => {
+                    self.st.buf.push_front(v);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Moves queued senders' values into the ring while it has room, in their order: a
+    /// fast receive may have made room. `SEND_SLOW` is set while senders are queued, so
+    /// no fast push races for the room seen here.
+    fn pump_send(&mut self, wake: &mut WakeList) {
+        let Some(ring) = self.ring else { return };
+        while !self.st.sendq.is_empty() && !ring.is_full() {
+            let Some(w) = pair(&mut self.st.sendq, wake) else {
+                return;
+            };
+            let v = w.value.take().expect("a waiting sender holds its value");
+            w.status = Status::Done;
+            if let Err(v) = ring.push(v, false) {
+                debug_assert!(false, "no fast push while senders are queued");
+                self.st.buf.push_back(v);
+            }
+        }
+    }
+
+    /// Both pumps: what a fast operation that saw a flag calls under the lock.
+    pub(crate) fn pump(&mut self, wake: &mut WakeList) {
+        self.pump_recv(wake);
+        self.pump_send(wake);
+    }
+
+    /// Non-blocking send. `Err(value)` when it would block; the caller checks `closed`
+    /// first.
+    pub(crate) fn try_send(&mut self, value: T, wake: &mut WakeList) -> Result<(), T> {
+        debug_assert!(!self.st.closed);
+        if let Some(ring) = self.ring {
+            // Older values go to waiting receivers first; then this one goes straight
+            // to a receiver still waiting (the ring is empty), else into the ring behind
+            // any queued sender (FIFO: if one is left, the ring is full).
+            self.pump_recv(wake);
+            if let Some(w) = pair(&mut self.st.recvq, wake) {
+                w.value = Some(value);
+                w.status = Status::Done;
+                return Ok(());
+            }
+            self.pump_send(wake);
+            if !self.st.sendq.is_empty() {
+                return Err(value);
+            }
+            return ring.push(value, false);
+        }
+        if let Some(w) = pair(&mut self.st.recvq, wake) {
+            w.value = Some(value);
+            w.status = Status::Done;
+            return Ok(());
+        }
+        if self.st.buf.len() < self.st.cap {
+            self.st.buf.push_back(value);
+            return Ok(());
+        }
+        Err(value)
+    }
+
+    /// Non-blocking receive; `None` when it would block (or the channel is closed and
+    /// drained: the caller tells them apart by `closed`).
+    pub(crate) fn try_recv(&mut self, wake: &mut WakeList) -> Option<T> {
+        if self.ring.is_some() {
+            // Waiting receivers were first in line; queued senders fill the room a
+            // fast receive left (they are behind what the ring holds).
+            self.pump_recv(wake);
+            self.pump_send(wake);
+            let v = self.take_buffered()?;
+            self.pump_send(wake);
+            return Some(v);
+        }
+        if let Some(v) = self.st.buf.pop_front() {
+            // A blocked sender may now move its value into the freed slot.
+            if let Some(w) = pair(&mut self.st.sendq, wake) {
+                let sent = w.value.take().expect("a waiting sender holds its value");
+                w.status = Status::Done;
+                self.st.buf.push_back(sent);
+            }
+            return Some(v);
+        }
+        // Unbuffered (or drained) channel: take straight from a waiting sender.
+        let w = pair(&mut self.st.sendq, wake)?;
+        w.status = Status::Done;
+        Some(w.value.take().expect("a waiting sender holds its value"))
+    }
+
+    /// About to queue a receiver (`sender: false`) or sender: set its ring flag, then
+    /// look at the ring again. True when the operation can complete after all (a fast
+    /// operation got in before the flag); the caller then retries it, which succeeds.
+    /// With the flag set, fast operations that come later take the lock instead.
+    pub(crate) fn arm(&mut self, sender: bool) -> bool {
+        let Some(ring) = self.ring else { return false };
+        if sender {
+            ring.set(true, SEND_SLOW);
+            self.st.sendq.is_empty() && !ring.is_full()
+        } else {
+            ring.set(false, RECV_SLOW);
+            !ring.is_empty()
+        }
+    }
+
+    /// A receive that just saw the ring empty and is about to park: arm first, then
+    /// take what is there. The ring is not popped again when the armed look says empty.
+    pub(crate) fn arm_and_try_recv(&mut self, wake: &mut WakeList) -> Option<T> {
+        if self.arm(false) || !self.st.buf.is_empty() || !self.st.sendq.is_empty() {
+            self.try_recv(wake)
+        } else {
+            None
+        }
+    }
+
+    /// Would a receive complete now (a value, a waiting sender other than `me`, or
+    /// closed)? A peek: nothing is claimed.
+    pub(crate) fn recv_ready(&self, me: Option<&Arc<SelectCtx>>) -> bool {
+        !self.st.buf.is_empty()
+            || self.ring.is_some_and(|r| !r.is_empty())
+            || self.st.closed
+            || any_pairable(&self.st.sendq, me)
+    }
+
+    /// Would a send complete now (a waiting receiver other than `me`, room, or closed)?
+    pub(crate) fn send_ready(&self, me: Option<&Arc<SelectCtx>>) -> bool {
+        let room = match self.ring {
+            Some(r) => self.st.sendq.is_empty() && !r.is_full(),
+            None => self.st.buf.len() < self.st.cap,
+        };
+        self.st.closed || room || any_pairable(&self.st.recvq, me)
+    }
+
     /// Enqueues a waiter; its future owns the returned key. `waker` is a plain
-    /// waiter's (a select's lives in its context).
+    /// waiter's (a select's lives in its context). The caller armed the ring first.
     pub(crate) fn push_waiter(
         &mut self,
         sender: bool,
@@ -213,39 +396,45 @@ impl<T> State<T> {
         who: Who,
         waker: Option<&Waker>,
     ) -> WaiterKey {
+        debug_assert!(self
+            .ring
+            .is_none_or(|r| r.has(sender, if sender { SEND_SLOW } else { RECV_SLOW })));
         let waiter = Waiter {
             value,
             status: Status::Waiting,
             who,
         };
-        self.queue(sender).push_back(waiter, waker)
-    }
-
-    /// Removes waiter `key` (from its queue too, if still queued) in O(1). Drop the
-    /// returned waker after unlocking.
-    #[must_use = "drop the returned waker after releasing the lock"]
-    pub(crate) fn remove_waiter(&mut self, key: WaiterKey, sender: bool) -> Removed<Waiter<T>> {
-        self.queue(sender).remove(key)
+        self.st.queue(sender).push_back(waiter, waker)
     }
 
     /// A receiver got `value` but will not return it: hand it to the next waiting
     /// receiver, or put it back at the front of the buffer (possibly past capacity).
     pub(crate) fn give_back(&mut self, value: T, wake: &mut WakeList) {
-        if let Some(w) = pair(&mut self.recvq, wake) {
+        if let Some(w) = pair(&mut self.st.recvq, wake) {
             w.value = Some(value);
             w.status = Status::Done;
         } else {
-            self.buf.push_front(value);
+            self.st.buf.push_front(value);
+            // Receivers must look at `buf` before the ring from now on.
+            if let Some(ring) = self.ring {
+                ring.set(false, RECV_SLOW);
+            }
         }
     }
 
     /// Closes the channel and wakes every waiter.
     pub(crate) fn close(&mut self, wake: &mut WakeList) -> bool {
-        if self.closed {
+        if self.st.closed {
             return false;
         }
-        self.closed = true;
-        for q in [&mut self.recvq, &mut self.sendq] {
+        self.st.closed = true;
+        if let Some(ring) = self.ring {
+            ring.set(true, CLOSED);
+            // Values a fast send pushed while a receiver was parking go to it first.
+            self.pump_recv(wake);
+        }
+        let st = &mut *self.st;
+        for q in [&mut st.recvq, &mut st.sendq] {
             while let Some(w) = pair(q, wake) {
                 w.status = Status::Closed;
             }

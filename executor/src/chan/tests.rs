@@ -64,6 +64,50 @@ fn chan_recv_dropped_after_hand_over_gives_value_back() {
     assert_eq!(rx.try_recv().map(|b| *b), Ok(7), "the value came back");
 }
 
+/// The same on a buffered (ring) channel: the given-back value goes before what was
+/// pushed into the ring after it, and the fast path stays off until it is taken.
+#[test]
+fn chan_ring_given_back_value_comes_before_the_ring() {
+    let (tx, rx) = bounded::<Box<u32>>(2);
+    let (_, w) = counting();
+    {
+        let mut recv = pin!(rx.recv());
+        assert!(poll(recv.as_mut(), &w).is_pending());
+        tx.try_send(Box::new(1)).unwrap();
+    }
+    tx.try_send(Box::new(2)).unwrap();
+    assert_eq!(rx.len(), 2);
+    assert_eq!(rx.try_recv().map(|b| *b), Ok(1));
+    assert_eq!(rx.try_recv().map(|b| *b), Ok(2));
+    assert!(rx.try_recv().is_err());
+    // Back on the fast path: fill, drain, in order.
+    tx.try_send(Box::new(3)).unwrap();
+    tx.try_send(Box::new(4)).unwrap();
+    assert!(tx.try_send(Box::new(5)).is_err(), "capacity 2");
+    assert_eq!(rx.try_recv().map(|b| *b), Ok(3));
+    assert_eq!(rx.try_recv().map(|b| *b), Ok(4));
+}
+
+/// A sender parked on a full ring moves in when a receive makes room, in order, and a
+/// close hands the still-parked sender its value back.
+#[test]
+fn chan_ring_parked_sender_refills_in_order_and_close_returns_value() {
+    let (tx, rx) = bounded::<u32>(1);
+    let (_, w) = counting();
+    tx.try_send(1).unwrap();
+    let mut s2 = pin!(tx.send(2));
+    assert!(poll(s2.as_mut(), &w).is_pending());
+    let mut s3 = pin!(tx.send(3));
+    assert!(poll(s3.as_mut(), &w).is_pending());
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert!(matches!(poll(s2.as_mut(), &w), Poll::Ready(Ok(()))));
+    assert_eq!(rx.len(), 1);
+    assert!(rx.close());
+    assert!(matches!(poll(s3.as_mut(), &w), Poll::Ready(Err(SendError(3)))));
+    assert_eq!(rx.try_recv(), Ok(2), "buffered values drain after close");
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+}
+
 #[test]
 fn chan_select_two_ready_branches_completes_exactly_one() {
     let (atx, arx) = bounded::<u32>(1);
