@@ -103,7 +103,10 @@ fn chan_ring_parked_sender_refills_in_order_and_close_returns_value() {
     assert!(matches!(poll(s2.as_mut(), &w), Poll::Ready(Ok(()))));
     assert_eq!(rx.len(), 1);
     assert!(rx.close());
-    assert!(matches!(poll(s3.as_mut(), &w), Poll::Ready(Err(SendError(3)))));
+    assert!(matches!(
+        poll(s3.as_mut(), &w),
+        Poll::Ready(Err(SendError(3)))
+    ));
     assert_eq!(rx.try_recv(), Ok(2), "buffered values drain after close");
     assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
 }
