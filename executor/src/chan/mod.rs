@@ -36,9 +36,11 @@
 //! `send_blocking`/`recv_blocking` let plain threads take part. `Receiver` is a
 //! [`futures_core::Stream`].
 //!
-//! The channel is one lock around a buffer and two FIFO queues of waiters (see
-//! `state.rs`), as Go's `hchan` is; every hand-over happens under that lock, which is
-//! what makes rendezvous, `close` and `select` exact.
+//! The channel is one lock around two FIFO queues of waiters (see `state.rs`), as Go's
+//! `hchan` is; every hand-over to or from a waiter happens under that lock, which is
+//! what makes rendezvous, `close` and `select` exact. A channel of capacity 1 to 4096
+//! buffers in a lock-free ring (`ring.rs`) that sends and receives use without the
+//! lock while no waiter is queued.
 
 mod error;
 pub mod future;

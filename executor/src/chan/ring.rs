@@ -94,7 +94,7 @@ impl Backoff {
                 std::thread::yield_now();
             }
         }
-        self.0 += 1;
+        self.0 = self.0.saturating_add(1);
     }
 }
 
@@ -386,9 +386,16 @@ mod tests {
                 let r = r.clone();
                 std::thread::spawn(move || {
                     let mut got = Vec::new();
+                    // Each producer's values reach one consumer in the order sent.
+                    let mut last = [None::<u64>; 2];
                     while got.len() < per as usize {
                         match r.pop(true) {
-                            Some(v) => got.push(v),
+                            Some(v) => {
+                                let p = (v / per) as usize;
+                                assert!(last[p] < Some(v), "producer {p} reordered");
+                                last[p] = Some(v);
+                                got.push(v);
+                            }
                             None => std::thread::yield_now(),
                         }
                     }

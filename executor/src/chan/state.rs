@@ -273,6 +273,9 @@ impl<'a, T> Guard<'a, T> {
             let v = w.value.take().expect("a waiting sender holds its value");
             w.status = Status::Done;
             if let Err(v) = ring.push(v, false) {
+                // Unreachable: room was seen under the lock, and SEND_SLOW (set while
+                // senders are queued) fails every fast push. Were it reached, the value
+                // would jump the ring's queue rather than be lost.
                 debug_assert!(false, "no fast push while senders are queued");
                 self.st.buf.push_back(v);
             }
@@ -362,6 +365,10 @@ impl<'a, T> Guard<'a, T> {
     /// A receive that just saw the ring empty and is about to park: arm first, then
     /// take what is there. The ring is not popped again when the armed look says empty.
     pub(crate) fn arm_and_try_recv(&mut self, wake: &mut WakeList) -> Option<T> {
+        // Closed, nothing more can be pushed: no flag to arm (it would stay set).
+        if self.st.closed {
+            return self.try_recv(wake);
+        }
         if self.arm(false) || !self.st.buf.is_empty() || !self.st.sendq.is_empty() {
             self.try_recv(wake)
         } else {

@@ -65,7 +65,7 @@ fn chan_recv_dropped_after_hand_over_gives_value_back() {
 }
 
 /// The same on a buffered (ring) channel: the given-back value goes before what was
-/// pushed into the ring after it, and the fast path stays off until it is taken.
+/// pushed into the ring after it; once it is taken, the ring works as before.
 #[test]
 fn chan_ring_given_back_value_comes_before_the_ring() {
     let (tx, rx) = bounded::<Box<u32>>(2);
