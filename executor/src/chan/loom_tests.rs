@@ -27,6 +27,22 @@ fn model_bounded(preemptions: usize, f: impl Fn() + Sync + std::marker::Send + '
     b.check(f);
 }
 
+/// A `select!` receiving on `a` and `b` (as the macro drives it): the value taken.
+fn select_recv(a: &Receiver<u32>, b: &Receiver<u32>) -> u32 {
+    let wa = Wrap::new(a.recv());
+    let wb = Wrap::new(b.recv());
+    let mut ba = pin!((&&wa).__gort_select_branch());
+    let mut bb = pin!((&&wb).__gort_select_branch());
+    let mut sel = Select::new(2, false);
+    block_on(std::future::poll_fn(|cx: &mut Context<'_>| {
+        sel.poll(cx, |i, act, cx| match i {
+            0 => drive(ba.as_mut(), act, cx).map(|v| Some(v.unwrap())),
+            _ => drive(bb.as_mut(), act, cx).map(|v| Some(v.unwrap())),
+        })
+    }))
+    .unwrap()
+}
+
 /// Rendezvous send, receive and close race: a value is received iff its send succeeded.
 #[test]
 fn loom_chan_send_recv_close() {
@@ -74,19 +90,7 @@ fn loom_chan_select_two_senders() {
         let a = thread::spawn(move || block_on(atx.send(1)).is_ok());
         let b = thread::spawn(move || block_on(btx.send(2)).is_ok());
 
-        let wa = Wrap::new(arx.recv());
-        let wb = Wrap::new(brx.recv());
-        let mut ba = pin!((&&wa).__gort_select_branch());
-        let mut bb = pin!((&&wb).__gort_select_branch());
-        let mut sel = Select::new(2, false);
-        let got = block_on(std::future::poll_fn(|cx: &mut Context<'_>| {
-            sel.poll(cx, |i, act, cx| match i {
-                0 => drive(ba.as_mut(), act, cx).map(|v| Some(v.unwrap())),
-                _ => drive(bb.as_mut(), act, cx).map(|v| Some(v.unwrap())),
-            })
-        }))
-        .unwrap();
-        drop((ba, bb));
+        let got = select_recv(&arx, &brx);
         // The loser's sender is still blocked: take its value with a plain receive.
         let other = if got == 1 {
             block_on(brx.recv())
@@ -191,19 +195,7 @@ fn loom_chan_ring_select_two_fast_senders() {
         let a = thread::spawn(move || atx.try_send(1).unwrap());
         let b = thread::spawn(move || btx.try_send(2).unwrap());
 
-        let wa = Wrap::new(arx.recv());
-        let wb = Wrap::new(brx.recv());
-        let mut ba = pin!((&&wa).__gort_select_branch());
-        let mut bb = pin!((&&wb).__gort_select_branch());
-        let mut sel = Select::new(2, false);
-        let got = block_on(std::future::poll_fn(|cx: &mut Context<'_>| {
-            sel.poll(cx, |i, act, cx| match i {
-                0 => drive(ba.as_mut(), act, cx).map(|v| Some(v.unwrap())),
-                _ => drive(bb.as_mut(), act, cx).map(|v| Some(v.unwrap())),
-            })
-        }))
-        .unwrap();
-        drop((ba, bb));
+        let got = select_recv(&arx, &brx);
         a.join().unwrap();
         b.join().unwrap();
         let other = if got == 1 {

@@ -184,17 +184,23 @@ impl<T> Chan<T> {
         ring::dekker();
         // A receiver that parked while we pushed is handed the value now.
         if ring.has(false, RECV_SLOW) {
-            let mut wake = WakeList::default();
-            self.lock().pump(&mut wake);
-            wake.wake_all();
+            self.pump();
         }
         Ok(())
     }
 
+    /// A fast operation saw the other side's flag: hand over under the lock.
+    #[cold]
+    fn pump(&self) {
+        let mut wake = WakeList::default();
+        self.lock().pump(&mut wake);
+        wake.wake_all();
+    }
+
     /// A receive without the lock: from the ring, when nobody is queued. `Err(true)`:
-    /// the ring was seen empty with no flag set (a receive about to park then arms
-    /// before it looks again, `Guard::arm`); `Err(false)`: no ring, or a flag sends the
-    /// caller to the locked path.
+    /// the ring had nothing for a fast pop (empty, or `RECV_SLOW` set), so a receive
+    /// about to park arms before it looks again (`Guard::arm_and_try_recv`);
+    /// `Err(false)`: no ring, or senders are queued (the locked path moves them in).
     #[inline]
     fn fast_recv(&self) -> Result<T, bool> {
         let Some(ring) = &self.ring else {
@@ -208,9 +214,7 @@ impl<T> Chan<T> {
         ring::dekker();
         // A sender that parked on the full ring while we popped moves in now.
         if ring.has(true, SEND_SLOW) {
-            let mut wake = WakeList::default();
-            self.lock().pump(&mut wake);
-            wake.wake_all();
+            self.pump();
         }
         Ok(v)
     }

@@ -279,6 +279,12 @@ impl<T> Ring<T> {
         }
     }
 
+    /// Is the ring empty, and is it full? From one reading of the positions.
+    pub(crate) fn empty_full(&self) -> (bool, bool) {
+        let (head, tail) = self.positions();
+        (head == tail, head.wrapping_add(self.lap()) == tail)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         let (head, tail) = self.positions();
         head == tail

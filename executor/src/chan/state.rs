@@ -200,18 +200,19 @@ impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
         let Some(ring) = self.ring else { return };
         let st = &*self.st;
+        let (empty, full) = ring.empty_full();
         // A flag is cleared only once the fast path it blocks has work: values for
         // fast receives, room for fast sends. Until then it stays, a little stale, so
         // that a ping-pong (a partner always parked) does not set and clear it every
         // round trip; a stale flag costs one locked operation, which clears it.
         if !st.recvq.is_empty() || !st.buf.is_empty() {
             ring.put(false, RECV_SLOW, true);
-        } else if !ring.is_empty() {
+        } else if !empty {
             ring.put(false, RECV_SLOW, false);
         }
         if !st.sendq.is_empty() {
             ring.put(true, SEND_SLOW, true);
-        } else if !ring.is_full() {
+        } else if !full {
             ring.put(true, SEND_SLOW, false);
         }
     }
