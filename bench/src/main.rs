@@ -1,6 +1,6 @@
 //! `cargo run --release -p gort-bench [-- --quick] [WORKLOAD...]`: gort on io_uring and
 //! on epoll, tokio's multi-thread runtime (same worker count) and OS threads (and, on
-//! the channel workloads, gort without its reactor), side by side on nine workloads,
+//! the channel workloads, gort without its reactor), side by side on eleven workloads,
 //! several alternating repetitions, medians and ratios.
 //!
 //! Every measurement runs in a child process (this binary with `--child`), so each
@@ -23,8 +23,12 @@ mod chart;
 mod echo_client;
 #[path = "../../benches/support/echo_servers.rs"]
 mod echo_servers;
+mod heap;
 mod http;
 mod workloads;
+
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The nine workloads, each measured in a child process (`--child WORKLOAD CONTENDER
+//! The eleven workloads, each measured in a child process (`--child WORKLOAD CONTENDER
 //! ARGS...`), which prints `metric=value` lines, the primary metric first.
 
 use std::io;
@@ -21,30 +21,74 @@ const RUNTIMES: &[Contender] = &[
 const CHANNELS: &[Contender] = &Contender::ALL;
 
 /// The workloads, in the order of the report.
-pub const WORKLOADS: [Workload; 9] = [
+pub const WORKLOADS: [Workload; 11] = [
     Workload {
         name: "spawn",
-        description: "spawn and join N tasks (N/100 threads); cost per unit and the process's \
-            peak RSS",
+        description: "spawn and join N no-op tasks (N/100 threads), from `block_on` or from a \
+            spawned task; cost per unit and the process's peak RSS",
         columns: &["ns per unit", "peak RSS MB"],
         higher_is_better: false,
         contenders: RUNTIMES,
-        variants: |size, _| counted(units(size), "tasks"),
+        variants: |size, _| {
+            let n = units(size);
+            vec![
+                variant(format!("{n} tasks"), &[n, 0]),
+                Variant {
+                    // A thread spawning threads is the row above.
+                    no_counterpart: &[Contender::Threads],
+                    ..variant(format!("{n} tasks, from a task"), &[n, 1])
+                },
+            ]
+        },
         run: run_spawn,
     },
     Workload {
+        name: "yield",
+        description: "T tasks (threads: T/100, at least 2) each yielding 1000 times \
+            (`yield_now`; threads: `sched_yield`), spawned from a task; cost per yield",
+        columns: &["ns per yield"],
+        higher_is_better: false,
+        contenders: RUNTIMES,
+        variants: |size, _| {
+            let t = units(size) / 1000;
+            vec![variant(format!("{t} tasks x {YIELDS} yields"), &[t])]
+        },
+        run: run_yield,
+    },
+    Workload {
         name: "parked",
-        description: "N tasks (N/100 threads) each parked on a channel receive; resident bytes \
-            per unit",
+        description: "N tasks (N/100 threads) each parked on a channel receive: a futures \
+            oneshot with the task detached, or a channel of its own with its handle kept; \
+            resident bytes per unit",
         columns: &["bytes per unit"],
         higher_is_better: false,
         contenders: RUNTIMES,
-        variants: |size, _| counted(units(size), "tasks"),
-        run: |c, args| Ok(metrics(&[("bytes_per_unit", parked(c, arg(args, 0)?)?)])),
+        variants: |size, _| {
+            let n = units(size);
+            vec![
+                variant(format!("{n} tasks, futures oneshot, detached"), &[n, 0]),
+                Variant {
+                    no_counterpart: &[Contender::Threads],
+                    ..variant(
+                        format!("{n} tasks, own bounded(1) channel (tokio: oneshot), handles kept"),
+                        &[n, 1],
+                    )
+                },
+            ]
+        },
+        run: |c, args| {
+            let own = arg::<usize>(args, 1)? == 1;
+            Ok(metrics(&[(
+                "bytes_per_unit",
+                parked(c, arg(args, 0)?, own)?,
+            )]))
+        },
     },
     Workload {
         name: "ping_pong",
-        description: "N round trips (threads: N/20) between two tasks (threads) over two channels",
+        description:
+            "N round trips (threads: N/20) between two tasks (threads) over two channels, \
+            both sides spawned tasks, on 2 workers or 1",
         columns: &["ns per round trip"],
         higher_is_better: false,
         contenders: CHANNELS,
@@ -54,9 +98,18 @@ pub const WORKLOADS: [Workload; 9] = [
                 // tokio has no rendezvous (capacity-0) channel.
                 Variant {
                     no_counterpart: &[Contender::Tokio],
-                    ..variant("cap 0".into(), &[n, 0])
+                    ..variant("cap 0".into(), &[n, 0, WORKERS])
                 },
-                variant("cap 1".into(), &[n, 1]),
+                variant("cap 1".into(), &[n, 1, WORKERS]),
+                // Two threads are two threads: the rows above.
+                Variant {
+                    no_counterpart: &[Contender::Tokio, Contender::Threads],
+                    ..variant("cap 0, 1 worker".into(), &[n, 0, 1])
+                },
+                Variant {
+                    no_counterpart: &[Contender::Threads],
+                    ..variant("cap 1, 1 worker".into(), &[n, 1, 1])
+                },
             ]
         },
         run: run_ping_pong,
@@ -81,6 +134,19 @@ pub const WORKLOADS: [Workload; 9] = [
                 .collect()
         },
         run: run_mpmc,
+    },
+    Workload {
+        name: "chan_size",
+        description: "a `bounded(1)` channel of `u64` (tokio: `mpsc::channel(1)`; threads: std \
+            `sync_channel(1)`), no runtime: heap bytes one takes (counted by the allocator, \
+            1000 made) and resident bytes per channel with N held (allocator overhead \
+            included)",
+        columns: &["heap bytes per channel", "resident bytes per channel"],
+        higher_is_better: false,
+        // A channel is the same on either gort backend.
+        contenders: &[Contender::GortEpoll, Contender::Tokio, Contender::Threads],
+        variants: |size, _| counted(units(size), "channels"),
+        run: |c, args| chan_size(c, arg(args, 0)?),
     },
     Workload {
         name: "echo",
@@ -344,16 +410,24 @@ fn cpu_secs_self() -> f64 {
 }
 
 fn run_spawn(c: Contender, args: &[String]) -> io::Result<Metrics> {
-    let (units, t) = spawn(c, arg(args, 0)?)?;
+    let (units, t) = spawn(c, arg(args, 0)?, arg::<usize>(args, 1)? == 1)?;
     Ok(metrics(&[
         ("ns_per_unit", t.as_nanos() as f64 / units as f64),
         ("peak_rss_mb", proc_kb("self", "VmHWM:") / 1e6),
     ]))
 }
 
+fn run_yield(c: Contender, args: &[String]) -> io::Result<Metrics> {
+    let (units, t) = yields(c, arg(args, 0)?)?;
+    Ok(metrics(&[(
+        "ns_per_yield",
+        t.as_nanos() as f64 / units as f64,
+    )]))
+}
+
 fn run_ping_pong(c: Contender, args: &[String]) -> io::Result<Metrics> {
-    let (n, cap): (usize, usize) = (arg(args, 0)?, arg(args, 1)?);
-    let t = ping_pong(c, n, cap)?;
+    let (n, cap, workers): (usize, usize, usize) = (arg(args, 0)?, arg(args, 1)?, arg(args, 2)?);
+    let t = ping_pong(c, n, cap, workers)?;
     let units = ping_pong_units(c, n);
     Ok(metrics(&[(
         "ns_per_round_trip",
@@ -404,10 +478,14 @@ enum Join<T> {
 impl Rt {
     /// `WORKERS` workers; gort on the contender's backend.
     fn new(contender: Contender) -> io::Result<Rt> {
+        Rt::with_workers(contender, WORKERS)
+    }
+
+    fn with_workers(contender: Contender, workers: usize) -> io::Result<Rt> {
         Ok(if contender == Contender::Tokio {
-            Rt::Tokio(tokio_rt(WORKERS)?)
+            Rt::Tokio(tokio_rt(workers)?)
         } else {
-            Rt::Gort(gort_rt(contender, WORKERS)?)
+            Rt::Gort(gort_rt(contender, workers)?)
         })
     }
 
@@ -437,26 +515,46 @@ impl Rt {
 
     /// Spawns `n` tasks running `f()` and awaits them all, holding each runtime's own
     /// `JoinHandle`s (their `Vec` is part of the spawn workload's peak RSS, so no
-    /// wider `Join`).
-    fn spawn_and_join<F>(&self, n: usize, f: impl Fn() -> F) -> io::Result<()>
+    /// wider `Join`); from `block_on`, or with `from_task` from a spawned task (as a
+    /// server's accept loop spawns).
+    fn spawn_and_join<F>(
+        &self,
+        n: usize,
+        from_task: bool,
+        f: impl Fn() -> F + Send + 'static,
+    ) -> io::Result<()>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         match self {
-            Rt::Gort(rt) => rt.block_on(async {
-                let hs: Vec<_> = (0..n).map(|_| gort::spawn(f())).collect();
-                for h in hs {
-                    h.await?;
+            Rt::Gort(rt) => {
+                let all = async move {
+                    let hs: Vec<_> = (0..n).map(|_| gort::spawn(f())).collect();
+                    for h in hs {
+                        h.await?;
+                    }
+                    io::Result::Ok(())
+                };
+                if from_task {
+                    rt.block_on(async { gort::spawn(all).await? })
+                } else {
+                    rt.block_on(all)
                 }
-                Ok(())
-            }),
-            Rt::Tokio(rt) => rt.block_on(async {
-                let hs: Vec<_> = (0..n).map(|_| tokio::spawn(f())).collect();
-                for h in hs {
-                    h.await.map_err(io::Error::other)?;
+            }
+            Rt::Tokio(rt) => {
+                let all = async move {
+                    let hs: Vec<_> = (0..n).map(|_| tokio::spawn(f())).collect();
+                    for h in hs {
+                        h.await.map_err(io::Error::other)?;
+                    }
+                    io::Result::Ok(())
+                };
+                if from_task {
+                    rt.block_on(async { tokio::spawn(all).await.map_err(io::Error::other)? })
+                } else {
+                    rt.block_on(all)
                 }
-                Ok(())
-            }),
+            }
         }
     }
 
@@ -496,7 +594,7 @@ fn join_threads<T>(threads: Vec<std::thread::JoinHandle<T>>) -> io::Result<Vec<T
 }
 
 /// Spawns and joins `n` tasks (`n / 100` threads); returns the units and the time.
-fn spawn(contender: Contender, n: usize) -> io::Result<(usize, Duration)> {
+fn spawn(contender: Contender, n: usize, from_task: bool) -> io::Result<(usize, Duration)> {
     if contender == Contender::Threads {
         let n = (n / 100).max(1);
         let t = Instant::now();
@@ -505,12 +603,87 @@ fn spawn(contender: Contender, n: usize) -> io::Result<(usize, Duration)> {
     }
     let rt = Rt::new(contender)?;
     let t = Instant::now();
-    rt.spawn_and_join(n, || async {})?;
+    rt.spawn_and_join(n, from_task, || async {})?;
     Ok((n, t.elapsed()))
 }
 
-/// Resident bytes per unit parked on a channel receive.
-fn parked(contender: Contender, n: usize) -> io::Result<f64> {
+/// Yields per task in the yield workload.
+const YIELDS: usize = 1000;
+
+/// `t` tasks (`t / 100` threads, at least 2) yielding [`YIELDS`] times each, spawned
+/// from a task; returns the yields and the time.
+fn yields(contender: Contender, t: usize) -> io::Result<(usize, Duration)> {
+    if contender == Contender::Threads {
+        let n = (t / 100).max(2);
+        let start = Instant::now();
+        join_threads(
+            (0..n)
+                .map(|_| {
+                    std::thread::spawn(|| {
+                        for _ in 0..YIELDS {
+                            std::thread::yield_now();
+                        }
+                    })
+                })
+                .collect(),
+        )?;
+        return Ok((n * YIELDS, start.elapsed()));
+    }
+    let rt = Rt::new(contender)?;
+    let start = Instant::now();
+    match rt {
+        Rt::Gort(_) => rt.spawn_and_join(t, true, || async {
+            for _ in 0..YIELDS {
+                gort::task::yield_now().await;
+            }
+        })?,
+        Rt::Tokio(_) => rt.spawn_and_join(t, true, || async {
+            for _ in 0..YIELDS {
+                tokio::task::yield_now().await;
+            }
+        })?,
+    }
+    Ok((t * YIELDS, start.elapsed()))
+}
+
+/// Heap bytes one channel takes (counted, 1000 made) and resident bytes per channel
+/// with `n` held.
+fn chan_size(contender: Contender, n: usize) -> io::Result<Metrics> {
+    fn both<P>(n: usize, make: impl Fn() -> P) -> Metrics {
+        let heap_n = 1000;
+        let mut v: Vec<P> = Vec::with_capacity(heap_n);
+        let ((), heap) = crate::heap::counted(|| {
+            for _ in 0..heap_n {
+                v.push(make());
+            }
+        });
+        drop(v);
+        let mut v: Vec<P> = Vec::with_capacity(n);
+        // SAFETY: the capacity is allocated; zero bytes are written into it only to
+        // fault its pages in before the first reading, nothing is read as a `P`.
+        unsafe { std::ptr::write_bytes(v.as_mut_ptr() as *mut u8, 0, n * size_of::<P>()) };
+        let before = proc_kb("self", "VmRSS:");
+        for _ in 0..n {
+            v.push(make());
+        }
+        let after = proc_kb("self", "VmRSS:");
+        drop(v);
+        metrics(&[
+            ("heap_bytes_per_channel", heap as f64 / heap_n as f64),
+            ("resident_bytes_per_channel", (after - before) / n as f64),
+        ])
+    }
+    Ok(match contender {
+        Contender::Tokio => both(n, || tokio::sync::mpsc::channel::<u64>(1)),
+        Contender::Threads => both(n, || std::sync::mpsc::sync_channel::<u64>(1)),
+        _ => both(n, || gort::chan::bounded::<u64>(1)),
+    })
+}
+
+/// Resident bytes per unit parked on a channel receive: a futures oneshot with the
+/// task detached, or (`own`) a channel of its own with the `JoinHandle` kept (gort's
+/// `bounded(1)`, tokio's `oneshot`).
+fn parked(contender: Contender, n: usize, own: bool) -> io::Result<f64> {
     let ready = Arc::new(AtomicUsize::new(0));
     let wait_all = |units: usize| {
         while ready.load(Ordering::Acquire) < units {
@@ -541,6 +714,43 @@ fn parked(contender: Contender, n: usize) -> io::Result<f64> {
     // Warm up the workers before the first reading.
     rt.block_on(rt.spawn(async {}).join())?;
     let before = proc_kb("self", "VmRSS:");
+    if own {
+        // Each task's channel and its handle kept (what a fan-out of workers that each
+        // wait for their job holds).
+        let mut hs = Vec::with_capacity(n);
+        let after = match &rt {
+            Rt::Gort(_) => {
+                let mut txs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (tx, rx) = gort::chan::bounded::<u64>(1);
+                    let r = ready.clone();
+                    hs.push(rt.spawn(async move {
+                        r.fetch_add(1, Ordering::AcqRel);
+                        let _ = rx.recv().await;
+                    }));
+                    txs.push(tx);
+                }
+                wait_all(n);
+                proc_kb("self", "VmRSS:")
+            }
+            Rt::Tokio(_) => {
+                let mut txs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (tx, rx) = tokio::sync::oneshot::channel::<u64>();
+                    let r = ready.clone();
+                    hs.push(rt.spawn(async move {
+                        r.fetch_add(1, Ordering::AcqRel);
+                        let _ = rx.await;
+                    }));
+                    txs.push(tx);
+                }
+                wait_all(n);
+                proc_kb("self", "VmRSS:")
+            }
+        };
+        rt.block_on(join_all(hs))?;
+        return Ok((after - before) / n as f64);
+    }
     let mut txs = Vec::with_capacity(n);
     for _ in 0..n {
         let (tx, rx) = futures::channel::oneshot::channel::<()>();
@@ -567,7 +777,7 @@ fn ping_pong_units(contender: Contender, n: usize) -> usize {
     }
 }
 
-fn ping_pong(contender: Contender, n: usize, cap: usize) -> io::Result<Duration> {
+fn ping_pong(contender: Contender, n: usize, cap: usize, workers: usize) -> io::Result<Duration> {
     let n = ping_pong_units(contender, n);
     match contender {
         Contender::Threads => {
@@ -590,7 +800,7 @@ fn ping_pong(contender: Contender, n: usize, cap: usize) -> io::Result<Duration>
             Ok(t.elapsed())
         }
         Contender::Tokio => {
-            let rt = tokio_rt(WORKERS)?;
+            let rt = tokio_rt(workers)?;
             rt.block_on(async {
                 let (tx1, mut rx1) = tokio::sync::mpsc::channel::<u64>(cap.max(1));
                 let (tx2, mut rx2) = tokio::sync::mpsc::channel::<u64>(cap.max(1));
@@ -615,7 +825,7 @@ fn ping_pong(contender: Contender, n: usize, cap: usize) -> io::Result<Duration>
             })
         }
         _ => {
-            let rt = gort_rt(contender, WORKERS)?;
+            let rt = gort_rt(contender, workers)?;
             rt.block_on(async {
                 let (tx1, rx1) = gort::chan::bounded::<u64>(cap);
                 let (tx2, rx2) = gort::chan::bounded::<u64>(cap);

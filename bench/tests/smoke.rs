@@ -13,9 +13,11 @@ fn every_workload_runs_for_every_contender() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     for w in [
         "spawn",
+        "yield",
         "parked",
         "ping_pong",
         "mpmc",
+        "chan_size",
         "echo",
         "churn",
         "timers",
