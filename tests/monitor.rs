@@ -486,6 +486,41 @@ fn rt_block_in_place_moves_the_other_tasks_at_once() {
 }
 
 #[test]
+fn rt_a_poll_that_keeps_spawning_keeps_its_worker() {
+    let _w = watchdog!(30);
+    let _t = timing();
+    let rt = runtime(2);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let spawned = rt.block_on(async move {
+        gort::spawn(async move {
+            // One poll that spawns for 200 ms, 20 thresholds: what it spawns goes to
+            // its P's queue, which the other worker steals from. It is not stuck.
+            let end = Instant::now() + Duration::from_millis(200);
+            let mut n = 0;
+            while Instant::now() < end {
+                let r = r.clone();
+                gort::spawn(async move {
+                    r.fetch_add(1, Ordering::Relaxed);
+                });
+                n += 1;
+            }
+            n
+        })
+        .await
+        .unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ran.load(Ordering::Relaxed) < spawned && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(ran.load(Ordering::Relaxed), spawned);
+    // Before, the monitor took the P after 10 ms and every later spawn went through
+    // the injector.
+    assert_eq!(rt.metrics().num_handoffs(), 0);
+}
+
+#[test]
 fn rt_no_handoff_when_threshold_is_zero() {
     let _w = watchdog!(30);
     let rt = Runtime::builder()

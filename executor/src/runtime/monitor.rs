@@ -3,9 +3,10 @@
 //! One thread per runtime wakes every [`MONITOR_MIN_TICK`] while some worker is inside a task
 //! poll it already saw at the last tick, backing off to [`MONITOR_BUSY_TICK`] while the
 //! workers' polls are short and to [`MONITOR_MAX_TICK`] while all are idle; it never spins. Each worker
-//! thread (M) publishes a poll counter and an in-poll flag. When the counter of an M
-//! that is inside a poll has not moved for the *blocking threshold* (default 10 ms)
-//! and its P has work waiting (local queue, LIFO slot, or a non-empty injector), the
+//! thread (M) publishes a poll counter, a count of the tasks it queued on its P, and an
+//! in-poll flag. When the counters of an M that is inside a poll have not moved for the
+//! *blocking threshold* (default 10 ms) and its P has work waiting (local queue, LIFO
+//! slot, or a non-empty injector), the
 //! monitor takes the P out of the M's slot and starts a fresh thread to run it — the
 //! whole P: local queue, LIFO slot and parker. The stuck thread finishes its poll
 //! without a P (wake-ups it causes go through the injector) and then exits. So a task
@@ -145,8 +146,10 @@ pub(crate) fn start(handle: &Handle, config: Config) -> io::Result<()> {
 
 /// What the monitor remembers of one P's M between ticks.
 struct Seen {
-    /// The M's poll counter when first seen at this value, and when.
+    /// The M's poll counter and scheduled-task counter when first seen at these
+    /// values, and when.
     polls: u64,
+    scheduled: u64,
     since: Instant,
     m: *const (),
 }
@@ -191,6 +194,7 @@ fn run(handle: Handle, config: Config) {
     let mut seen: Vec<Seen> = (0..n)
         .map(|_| Seen {
             polls: u64::MAX,
+            scheduled: u64::MAX,
             since: start,
             m: std::ptr::null(),
         })
@@ -213,11 +217,16 @@ fn run(handle: Handle, config: Config) {
         for (i, seen) in seen.iter_mut().enumerate() {
             let m = shared.m(i);
             let polls = m.polls.load(std::sync::atomic::Ordering::Relaxed);
+            let scheduled = m.scheduled.load(std::sync::atomic::Ordering::Relaxed);
             let in_poll = m.in_poll.load(std::sync::atomic::Ordering::Acquire);
             let id = std::sync::Arc::as_ptr(&m) as *const ();
-            if !in_poll || polls != seen.polls || id != seen.m {
+            // A poll that queued tasks on its P since the last tick (a spawning loop,
+            // a producer waking consumers) is running, not stuck: what it queues is
+            // in the P's queue, where other workers steal it.
+            if !in_poll || polls != seen.polls || scheduled != seen.scheduled || id != seen.m {
                 *seen = Seen {
                     polls,
+                    scheduled,
                     since: now,
                     m: id,
                 };

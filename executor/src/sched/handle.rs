@@ -43,6 +43,7 @@ impl Handle {
             match worker.slot.borrow() {
                 Some(mut core) => {
                     self.shared.schedule_local(&mut core, task, is_yield);
+                    worker.note_scheduled();
                     None
                 }
                 None => Some(task),

@@ -172,6 +172,11 @@ pub(crate) struct MState {
     /// Polls started by this thread; a value that stops moving while `in_poll` is set
     /// means a poll that does not return.
     pub(crate) polls: AtomicU64,
+    /// Tasks this thread queued on its own P during polls (spawns, wakes). A poll that
+    /// keeps moving it is feeding its P, whose queue other workers steal from: it is
+    /// running, not stuck, and handing its P off would only send the rest of its
+    /// spawns through the injector.
+    pub(crate) scheduled: AtomicU64,
     pub(crate) in_poll: AtomicBool,
     /// The thread's kernel id (0 until it starts), so the monitor can ask the kernel
     /// whether a stuck poll is blocked in a syscall or computing.
@@ -261,6 +266,7 @@ impl MState {
         let m = Arc::new(MState {
             slot: thief,
             polls: AtomicU64::new(0),
+            scheduled: AtomicU64::new(0),
             in_poll: AtomicBool::new(false),
             tid: std::sync::atomic::AtomicU32::new(0),
         });
@@ -357,6 +363,14 @@ fn run(handle: Handle, m: Arc<MState>, slot: SlotOwner, core: Box<Core>) {
 }
 
 impl WorkerContext {
+    /// A task was queued on this thread's P (see [`MState::scheduled`]).
+    #[inline]
+    pub(super) fn note_scheduled(&self) {
+        // Only this thread writes its counter: a load and a store, no locked RMW.
+        let n = self.m.scheduled.load(Ordering::Relaxed);
+        self.m.scheduled.store(n.wrapping_add(1), Ordering::Relaxed);
+    }
+
     /// Whether this thread holds its P now (false after a hand-off).
     pub(crate) fn holds_p(&self) -> bool {
         self.slot.is_full()
