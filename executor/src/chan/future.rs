@@ -49,15 +49,15 @@ impl<T> Recv<'_, T> {
         let res = {
             let mut st = self.chan.lock();
             if let Some(key) = self.key.take() {
-                match st.status(&key, false) {
+                match st.status(&key) {
                     Status::Done | Status::Closed => {
-                        let removed = st.remove_waiter(key, false);
+                        let removed = st.remove_waiter(key);
                         debug_assert!(removed.waker.is_none());
                         Poll::Ready(removed.value.value)
                     }
                     Status::Waiting => {
                         if let Some(waker) = waker {
-                            stale = st.refresh_waker(&key, false, waker);
+                            stale = st.refresh_waker(&key, waker);
                         }
                         self.key = Some(key);
                         Poll::Pending
@@ -145,21 +145,21 @@ impl<T> Send<'_, T> {
         let res = {
             let mut st = self.chan.lock();
             if let Some(key) = self.key.take() {
-                match st.status(&key, true) {
+                match st.status(&key) {
                     Status::Waiting => {
                         if let Some(waker) = waker {
-                            stale = st.refresh_waker(&key, true, waker);
+                            stale = st.refresh_waker(&key, waker);
                         }
                         self.key = Some(key);
                         Poll::Pending
                     }
                     Status::Done => {
-                        let removed = st.remove_waiter(key, true);
+                        let removed = st.remove_waiter(key);
                         debug_assert!(removed.waker.is_none() && removed.value.value.is_none());
                         Poll::Ready(Ok(()))
                     }
                     Status::Closed => {
-                        let removed = st.remove_waiter(key, true);
+                        let removed = st.remove_waiter(key);
                         debug_assert!(removed.waker.is_none());
                         let value = removed.value.value;
                         Poll::Ready(Err(SendError(
@@ -200,7 +200,7 @@ impl<T> Send<'_, T> {
     /// Removes the waiter, taking the value back (the select gave up on this branch).
     fn unregister(&mut self) {
         if let Some(key) = self.key.take() {
-            let mut removed = self.chan.lock().remove_waiter(key, true);
+            let mut removed = self.chan.lock().remove_waiter(key);
             debug_assert_eq!(removed.value.status, Status::Waiting);
             self.value = removed.value.value.take();
         }
@@ -222,7 +222,7 @@ impl<T> Drop for Send<'_, T> {
         if let Some(key) = self.key.take() {
             // Waiting: the value is dropped unsent. Done: it was delivered. Closed: it
             // is dropped. In every case the slot goes.
-            let removed = self.chan.lock().remove_waiter(key, true);
+            let removed = self.chan.lock().remove_waiter(key);
             drop(removed);
         }
     }

@@ -66,7 +66,7 @@ use self::future::Recv;
 use self::ring::{Ring, RECV_SLOW, SEND_SLOW};
 use self::state::{Guard, State, WakeList};
 use crate::block_on::is_entered;
-use crate::loom::{lock, Arc, AtomicUsize, Mutex, Ordering};
+use crate::loom::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crate::task::wait::BLOCKING_CALLERS;
 use crate::wait_list::WaiterKey;
 
@@ -86,10 +86,9 @@ fn new<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
         .filter(|c| (1..=ring::MAX_CAP).contains(c))
         .map(Ring::new);
     let chan = Arc::new(Chan {
-        state: Mutex::new(State::new(cap, ring.is_some())),
+        state: Mutex::new(State::new(cap)),
         ring,
-        senders: AtomicUsize::new(1),
-        receivers: AtomicUsize::new(1),
+        handles: AtomicU64::new(ONE_SENDER + ONE_RECEIVER),
         external: std::sync::atomic::AtomicBool::new(false),
     });
     (
@@ -103,12 +102,18 @@ struct Chan<T> {
     /// The buffer of a channel of capacity 1 to [`ring::MAX_CAP`], used without the
     /// lock while no waiter is queued (`ring.rs`); other channels buffer in `state`.
     ring: Option<Ring<T>>,
-    senders: AtomicUsize,
-    receivers: AtomicUsize,
+    /// Live `Sender`s (low 32 bits) and `Receiver`s (high 32 bits): one word for both
+    /// keeps a `bounded::<u64>(1)` within Go's `hchan` size.
+    handles: AtomicU64,
     /// Plain threads use this channel (`send_blocking`/`recv_blocking`), so a task
     /// waiting on it may be woken from outside the runtime.
     external: std::sync::atomic::AtomicBool,
 }
+
+/// One `Sender` or one `Receiver` in [`Chan::handles`]; each count is the 32 bits
+/// above its unit.
+const ONE_SENDER: u64 = 1;
+const ONE_RECEIVER: u64 = 1 << 32;
 
 /// Counts the calling thread as inside a blocking channel call.
 struct BlockingCall;
@@ -128,6 +133,23 @@ impl Drop for BlockingCall {
 }
 
 impl<T> Chan<T> {
+    /// A handle (`one`: [`ONE_SENDER`] or [`ONE_RECEIVER`]) was cloned.
+    fn add_handle(&self, one: u64) {
+        let old = self.handles.fetch_add(one, Ordering::Relaxed);
+        if (old / one) & u64::from(u32::MAX) == u64::from(u32::MAX) {
+            // Four billion live clones of one end: a leak (`Arc` aborts likewise).
+            std::process::abort();
+        }
+    }
+
+    /// A handle was dropped: the last of either end closes the channel.
+    fn drop_handle(&self, one: u64) {
+        let old = self.handles.fetch_sub(one, Ordering::AcqRel);
+        if (old / one) & u64::from(u32::MAX) == 1 {
+            self.close();
+        }
+    }
+
     /// A plain thread (not a worker, not `block_on`) uses the channel: tasks waiting
     /// on it may be woken from outside the runtime, which the deadlock check must not
     /// call a deadlock.
@@ -245,7 +267,7 @@ impl<T> Chan<T> {
         let mut wake = WakeList::default();
         let removed = {
             let mut st = self.lock();
-            let mut removed = st.remove_waiter(key, false);
+            let mut removed = st.remove_waiter(key);
             if let Some(v) = removed.value.value.take() {
                 st.give_back(v, &mut wake);
             }
@@ -456,7 +478,7 @@ fn assert_blocking_allowed(what: &str) {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        self.chan.senders.fetch_add(1, Ordering::Relaxed);
+        self.chan.add_handle(ONE_SENDER);
         Sender {
             chan: self.chan.clone(),
         }
@@ -465,15 +487,13 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        if self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.chan.close();
-        }
+        self.chan.drop_handle(ONE_SENDER);
     }
 }
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
-        self.chan.receivers.fetch_add(1, Ordering::Relaxed);
+        self.chan.add_handle(ONE_RECEIVER);
         Receiver {
             chan: self.chan.clone(),
             stream: None,
@@ -487,9 +507,7 @@ impl<T> Drop for Receiver<T> {
         if let Some(key) = self.stream.take() {
             self.chan.cancel_recv(key);
         }
-        if self.chan.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.chan.close();
-        }
+        self.chan.drop_handle(ONE_RECEIVER);
     }
 }
 

@@ -84,25 +84,56 @@ impl crate::wait_list::Wake for Wake {
 /// Wake-ups collected under the channel's lock, woken after it is released.
 pub(crate) type WakeList = crate::wait_list::WakeList<Wake>;
 
-type Queue<T> = WaitList<Waiter<T>>;
+/// Both queues: list [`SENDERS`] and list [`RECEIVERS`] of one slab.
+type Queues<T> = WaitList<Waiter<T>, 2>;
+const RECEIVERS: usize = 0;
+const SENDERS: usize = 1;
+
+fn list(sender: bool) -> usize {
+    if sender {
+        SENDERS
+    } else {
+        RECEIVERS
+    }
+}
+
+/// What a channel needs once something waits or is buffered under the lock: Go's
+/// `hchan` keeps its two wait queues inline as two pointers each; ours are slabs, so
+/// they live behind one pointer that is allocated on first use. A ring channel that
+/// never parks anybody (the common case of a buffered channel that keeps up) never
+/// allocates it, and a `bounded::<u64>(1)` stays within Go's size.
+struct Slow<T> {
+    queues: Queues<T>,
+    /// The buffer of a channel without a ring (allocated with `Slow`); values given
+    /// back by cancelled receives, in front of the ring's, in a channel with one, and
+    /// in a rendezvous channel (allocated when the first such value comes, which is
+    /// rare: so a parked waiter costs the queues and its slot, not a buffer too).
+    // Boxed on purpose: an absent buffer is one word here, where an empty `VecDeque`
+    // is four, in every parked channel.
+    #[allow(clippy::box_collection)]
+    buf: Option<Box<VecDeque<T>>>,
+}
 
 pub(crate) struct State<T> {
-    pub(crate) buf: VecDeque<T>,
     /// `usize::MAX` for unbounded channels (and for `bounded(usize::MAX)`, which
     /// behaves the same but reports its capacity).
     pub(crate) cap: usize,
     pub(crate) unbounded: bool,
     pub(crate) closed: bool,
-    sendq: Queue<T>,
-    recvq: Queue<T>,
+    /// `None` until the first waiter or value under the lock.
+    slow: Option<Box<Slow<T>>>,
 }
 
 /// Dequeues the first waiter of `q` that can be paired with, claiming its select
 /// context if it has one, and queues its wake-up; the caller completes the hand-over
 /// through the returned waiter. Stale select waiters (another branch won) are dequeued
 /// and skipped; their owner frees the slot.
-fn pair<'q, T>(q: &'q mut Queue<T>, wake: &mut WakeList) -> Option<&'q mut Waiter<T>> {
-    let w = q.pop_front_claimed(wake, |w| match &w.who {
+fn pair<'q, T>(
+    q: &'q mut Queues<T>,
+    sender: bool,
+    wake: &mut WakeList,
+) -> Option<&'q mut Waiter<T>> {
+    let w = q.pop_front_claimed_in(list(sender), wake, |w| match &w.who {
         Who::Solo => true,
         Who::Select { ctx, op } => ctx.try_select(*op),
     })?;
@@ -112,10 +143,10 @@ fn pair<'q, T>(q: &'q mut Queue<T>, wake: &mut WakeList) -> Option<&'q mut Waite
     Some(w)
 }
 
-/// Is a waiter of `q` other than the select `me` ready to pair? A peek: nothing is
-/// claimed.
-fn any_pairable<T>(q: &Queue<T>, me: Option<&Arc<SelectCtx>>) -> bool {
-    q.iter().any(|w| match &w.who {
+/// Is a waiter of queue `sender` other than the select `me` ready to pair? A peek:
+/// nothing is claimed.
+fn any_pairable<T>(q: &Queues<T>, sender: bool, me: Option<&Arc<SelectCtx>>) -> bool {
+    q.iter_in(list(sender)).any(|w| match &w.who {
         Who::Solo => true,
         Who::Select { ctx, .. } => me.is_none_or(|me| !Arc::ptr_eq(me, ctx)) && ctx.is_waiting(),
     })
@@ -124,53 +155,89 @@ fn any_pairable<T>(q: &Queue<T>, me: Option<&Arc<SelectCtx>>) -> bool {
 impl<T> State<T> {
     /// `cap: None` is an unbounded channel. A channel served by a ring keeps `buf` for
     /// values given back by cancelled receives, which go before the ring's.
-    pub(crate) fn new(cap: Option<usize>, ring: bool) -> State<T> {
-        let initial = if ring {
-            0
-        } else {
-            cap.unwrap_or(usize::MAX).min(INITIAL_BUFFER)
-        };
+    pub(crate) fn new(cap: Option<usize>) -> State<T> {
         State {
-            buf: VecDeque::with_capacity(initial),
             cap: cap.unwrap_or(usize::MAX),
             unbounded: cap.is_none(),
             closed: false,
-            sendq: WaitList::new(),
-            recvq: WaitList::new(),
+            slow: None,
         }
     }
 
-    fn queue(&mut self, senders: bool) -> &mut Queue<T> {
-        if senders {
-            &mut self.sendq
-        } else {
-            &mut self.recvq
-        }
+    /// The queues, allocated now if they were not. A buffered channel without a
+    /// `ring` gets its buffer with them, with room for `cap` values, at most
+    /// [`INITIAL_BUFFER`].
+    fn slow_mut(&mut self, ring: bool) -> &mut Slow<T> {
+        let buffered = !ring && self.cap > 0;
+        let initial = self.cap.min(INITIAL_BUFFER);
+        self.slow.get_or_insert_with(|| {
+            Box::new(Slow {
+                queues: WaitList::new(),
+                buf: buffered.then(|| Box::new(VecDeque::with_capacity(initial))),
+            })
+        })
+    }
+
+    /// Both queues, if they were ever allocated.
+    fn queues(&self) -> Option<&Queues<T>> {
+        self.slow.as_deref().map(|s| &s.queues)
+    }
+
+    /// Both queues, which hold waiter `key`'s slot.
+    fn queues_mut(&mut self) -> &mut Queues<T> {
+        &mut self
+            .slow
+            .as_deref_mut()
+            .expect("a waiter's key names a slot in an allocated queue")
+            .queues
+    }
+
+    /// Is no waiter queued in queue `sender` (senders: true)?
+    fn queue_is_empty(&self, sender: bool) -> bool {
+        self.queues().is_none_or(|q| q.is_empty_in(list(sender)))
+    }
+
+    fn buf_len(&self) -> usize {
+        self.slow
+            .as_deref()
+            .and_then(|s| s.buf.as_deref())
+            .map_or(0, VecDeque::len)
+    }
+
+    fn buf_is_empty(&self) -> bool {
+        self.buf_len() == 0
+    }
+
+    fn buf_pop_front(&mut self) -> Option<T> {
+        self.slow.as_deref_mut()?.buf.as_deref_mut()?.pop_front()
+    }
+
+    /// Pairs with the first ready waiter of queue `sender` (see [`pair`]); `None`
+    /// when none is queued, without allocating the queues.
+    fn pair(&mut self, sender: bool, wake: &mut WakeList) -> Option<&mut Waiter<T>> {
+        pair(&mut self.slow.as_deref_mut()?.queues, sender, wake)
     }
 
     /// The status of waiter `key`.
-    pub(crate) fn status(&self, key: &WaiterKey, sender: bool) -> Status {
-        let q = if sender { &self.sendq } else { &self.recvq };
-        q.value(key).status
+    pub(crate) fn status(&self, key: &WaiterKey) -> Status {
+        self.queues()
+            .expect("a waiter's key names a slot in an allocated queue")
+            .value(key)
+            .status
     }
 
     /// A plain waiter was polled again, maybe by another task's waker: keep it current.
     /// Returns the waker it replaced, to drop after unlocking.
     #[must_use = "drop the replaced waker after releasing the lock"]
-    pub(crate) fn refresh_waker(
-        &mut self,
-        key: &WaiterKey,
-        sender: bool,
-        waker: &Waker,
-    ) -> Option<Waker> {
-        self.queue(sender).set_waker(key, waker)
+    pub(crate) fn refresh_waker(&mut self, key: &WaiterKey, waker: &Waker) -> Option<Waker> {
+        self.queues_mut().set_waker(key, waker)
     }
 
     /// Removes waiter `key` (from its queue too, if still queued) in O(1). Drop the
     /// returned waker after unlocking.
     #[must_use = "drop the returned waker after releasing the lock"]
-    pub(crate) fn remove_waiter(&mut self, key: WaiterKey, sender: bool) -> Removed<Waiter<T>> {
-        self.queue(sender).remove(key)
+    pub(crate) fn remove_waiter(&mut self, key: WaiterKey) -> Removed<Waiter<T>> {
+        self.queues_mut().remove(key)
     }
 }
 
@@ -205,12 +272,12 @@ impl<T> Drop for Guard<'_, T> {
         // fast receives, room for fast sends. Until then it stays, a little stale, so
         // that a ping-pong (a partner always parked) does not set and clear it every
         // round trip; a stale flag costs one locked operation, which clears it.
-        if !st.recvq.is_empty() || !st.buf.is_empty() {
+        if !st.queue_is_empty(false) || !st.buf_is_empty() {
             ring.put(false, RECV_SLOW, true);
         } else if !empty {
             ring.put(false, RECV_SLOW, false);
         }
-        if !st.sendq.is_empty() {
+        if !st.queue_is_empty(true) {
             ring.put(true, SEND_SLOW, true);
         } else if !full {
             ring.put(true, SEND_SLOW, false);
@@ -223,16 +290,31 @@ impl<'a, T> Guard<'a, T> {
         Guard { st, ring }
     }
 
+    /// The queues and buffer, allocated if they were not.
+    fn slow_mut(&mut self) -> &mut Slow<T> {
+        let ring = self.ring.is_some();
+        self.st.slow_mut(ring)
+    }
+
+    /// The buffer under the lock, allocated if it was not.
+    fn buf_mut(&mut self) -> &mut VecDeque<T> {
+        self.slow_mut().buf.get_or_insert_default()
+    }
+
+    /// Puts `value` in front of everything buffered.
+    fn push_buf_front(&mut self, value: T) {
+        self.buf_mut().push_front(value);
+    }
+
     /// Values buffered (past capacity too, for given-back ones).
     pub(crate) fn len(&self) -> usize {
-        self.st.buf.len() + self.ring.map_or(0, Ring::len)
+        self.st.buf_len() + self.ring.map_or(0, Ring::len)
     }
 
     /// The next buffered value: given-back ones first, then the ring's.
     fn take_buffered(&mut self) -> Option<T> {
         self.st
-            .buf
-            .pop_front()
+            .buf_pop_front()
             .or_else(|| self.ring.and_then(|r| r.pop(false)))
     }
 
@@ -242,20 +324,20 @@ impl<'a, T> Guard<'a, T> {
     fn pump_recv(&mut self, wake: &mut WakeList) {
         // Queued receivers mean an empty ring, but for a fast push that raced their
         // flag (and will come here itself if this look misses it).
-        if self.st.buf.is_empty() && self.ring.is_none_or(Ring::is_empty) {
+        if self.st.buf_is_empty() && self.ring.is_none_or(Ring::is_empty) {
             return;
         }
-        while !self.st.recvq.is_empty() {
+        while !self.st.queue_is_empty(false) {
             let Some(v) = self.take_buffered() else {
                 return;
             };
-            match pair(&mut self.st.recvq, wake) {
+            match self.st.pair(false, wake) {
                 Some(w) => {
                     w.value = Some(v);
                     w.status = Status::Done;
                 }
                 None => {
-                    self.st.buf.push_front(v);
+                    self.push_buf_front(v);
                     return;
                 }
             }
@@ -267,8 +349,8 @@ impl<'a, T> Guard<'a, T> {
     /// no fast push races for the room seen here.
     fn pump_send(&mut self, wake: &mut WakeList) {
         let Some(ring) = self.ring else { return };
-        while !self.st.sendq.is_empty() && !ring.is_full() {
-            let Some(w) = pair(&mut self.st.sendq, wake) else {
+        while !self.st.queue_is_empty(true) && !ring.is_full() {
+            let Some(w) = self.st.pair(true, wake) else {
                 return;
             };
             let v = w.value.take().expect("a waiting sender holds its value");
@@ -278,7 +360,7 @@ impl<'a, T> Guard<'a, T> {
                 // senders are queued) fails every fast push. Were it reached, the value
                 // would jump the ring's queue rather than be lost.
                 debug_assert!(false, "no fast push while senders are queued");
-                self.st.buf.push_back(v);
+                self.buf_mut().push_back(v);
             }
         }
     }
@@ -298,24 +380,24 @@ impl<'a, T> Guard<'a, T> {
             // to a receiver still waiting (the ring is empty), else into the ring behind
             // any queued sender (FIFO: if one is left, the ring is full).
             self.pump_recv(wake);
-            if let Some(w) = pair(&mut self.st.recvq, wake) {
+            if let Some(w) = self.st.pair(false, wake) {
                 w.value = Some(value);
                 w.status = Status::Done;
                 return Ok(());
             }
             self.pump_send(wake);
-            if !self.st.sendq.is_empty() {
+            if !self.st.queue_is_empty(true) {
                 return Err(value);
             }
             return ring.push(value, false);
         }
-        if let Some(w) = pair(&mut self.st.recvq, wake) {
+        if let Some(w) = self.st.pair(false, wake) {
             w.value = Some(value);
             w.status = Status::Done;
             return Ok(());
         }
-        if self.st.buf.len() < self.st.cap {
-            self.st.buf.push_back(value);
+        if self.st.buf_len() < self.st.cap {
+            self.buf_mut().push_back(value);
             return Ok(());
         }
         Err(value)
@@ -333,17 +415,17 @@ impl<'a, T> Guard<'a, T> {
             self.pump_send(wake);
             return Some(v);
         }
-        if let Some(v) = self.st.buf.pop_front() {
+        if let Some(v) = self.st.buf_pop_front() {
             // A blocked sender may now move its value into the freed slot.
-            if let Some(w) = pair(&mut self.st.sendq, wake) {
+            if let Some(w) = self.st.pair(true, wake) {
                 let sent = w.value.take().expect("a waiting sender holds its value");
                 w.status = Status::Done;
-                self.st.buf.push_back(sent);
+                self.buf_mut().push_back(sent);
             }
             return Some(v);
         }
         // Unbuffered (or drained) channel: take straight from a waiting sender.
-        let w = pair(&mut self.st.sendq, wake)?;
+        let w = self.st.pair(true, wake)?;
         w.status = Status::Done;
         Some(w.value.take().expect("a waiting sender holds its value"))
     }
@@ -356,7 +438,7 @@ impl<'a, T> Guard<'a, T> {
         let Some(ring) = self.ring else { return false };
         if sender {
             ring.set(true, SEND_SLOW);
-            self.st.sendq.is_empty() && !ring.is_full()
+            self.st.queue_is_empty(true) && !ring.is_full()
         } else {
             ring.set(false, RECV_SLOW);
             !ring.is_empty()
@@ -370,7 +452,7 @@ impl<'a, T> Guard<'a, T> {
         if self.st.closed {
             return self.try_recv(wake);
         }
-        if self.arm(false) || !self.st.buf.is_empty() || !self.st.sendq.is_empty() {
+        if self.arm(false) || !self.st.buf_is_empty() || !self.st.queue_is_empty(true) {
             self.try_recv(wake)
         } else {
             None
@@ -380,19 +462,19 @@ impl<'a, T> Guard<'a, T> {
     /// Would a receive complete now (a value, a waiting sender other than `me`, or
     /// closed)? A peek: nothing is claimed.
     pub(crate) fn recv_ready(&self, me: Option<&Arc<SelectCtx>>) -> bool {
-        !self.st.buf.is_empty()
+        !self.st.buf_is_empty()
             || self.ring.is_some_and(|r| !r.is_empty())
             || self.st.closed
-            || any_pairable(&self.st.sendq, me)
+            || self.st.queues().is_some_and(|q| any_pairable(q, true, me))
     }
 
     /// Would a send complete now (a waiting receiver other than `me`, room, or closed)?
     pub(crate) fn send_ready(&self, me: Option<&Arc<SelectCtx>>) -> bool {
         let room = match self.ring {
-            Some(r) => self.st.sendq.is_empty() && !r.is_full(),
-            None => self.st.buf.len() < self.st.cap,
+            Some(r) => self.st.queue_is_empty(true) && !r.is_full(),
+            None => self.st.buf_len() < self.st.cap,
         };
-        self.st.closed || room || any_pairable(&self.st.recvq, me)
+        self.st.closed || room || self.st.queues().is_some_and(|q| any_pairable(q, false, me))
     }
 
     /// Enqueues a waiter; its future owns the returned key. `waker` is a plain
@@ -412,17 +494,19 @@ impl<'a, T> Guard<'a, T> {
             status: Status::Waiting,
             who,
         };
-        self.st.queue(sender).push_back(waiter, waker)
+        self.slow_mut()
+            .queues
+            .push_back_to(list(sender), waiter, waker)
     }
 
     /// A receiver got `value` but will not return it: hand it to the next waiting
     /// receiver, or put it back at the front of the buffer (possibly past capacity).
     pub(crate) fn give_back(&mut self, value: T, wake: &mut WakeList) {
-        if let Some(w) = pair(&mut self.st.recvq, wake) {
+        if let Some(w) = self.st.pair(false, wake) {
             w.value = Some(value);
             w.status = Status::Done;
         } else {
-            self.st.buf.push_front(value);
+            self.push_buf_front(value);
             // Receivers must look at `buf` before the ring from now on.
             if let Some(ring) = self.ring {
                 ring.set(false, RECV_SLOW);
@@ -441,9 +525,8 @@ impl<'a, T> Guard<'a, T> {
             // Values a fast send pushed while a receiver was parking go to it first.
             self.pump_recv(wake);
         }
-        let st = &mut *self.st;
-        for q in [&mut st.recvq, &mut st.sendq] {
-            while let Some(w) = pair(q, wake) {
+        for sender in [false, true] {
+            while let Some(w) = self.st.pair(sender, wake) {
                 w.status = Status::Closed;
             }
         }
