@@ -2,13 +2,12 @@
 //! that are parked on a waker nobody will ever call.
 //!
 //! Sharded by task id to keep spawn and completion (one lock each) from contending
-//! across workers. Each shard is a `Slab` of owned references; the slab key is stored
-//! in the task header (`owned_key`) and only read or written under the shard's lock.
+//! across workers. Each shard is a [`Shard`] of owned references, one word per task;
+//! a task's key is stored in its header (`owned_key`) and only read or written under
+//! the shard's lock.
 //!
 //! Closing is one-way: after `close_and_shutdown_all` starts, `bind` refuses new tasks
 //! (it cancels them on the spot), so the shards drain and stay empty.
-
-use slab::Slab;
 
 use super::{Notified, Task};
 use crate::loom::{lock, AtomicBool, Mutex, Ordering};
@@ -21,8 +20,73 @@ const SHARDS_PER_WORKER: usize = 4;
 #[cfg(loom)]
 const SHARDS_PER_WORKER: usize = 1;
 
+/// One shard's tasks: a slot per task, and the indexes of the free slots. A live task
+/// costs one word (`Option<Task>` is a pointer); `slab::Slab`'s entries are two (their
+/// tag), on every live task of the runtime.
+struct Shard {
+    slots: Vec<Option<Task>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Shard {
+    fn new() -> Shard {
+        Shard {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// The key the next [`insert`](Self::insert) will use.
+    fn vacant_key(&self) -> usize {
+        self.free
+            .last()
+            .map_or(self.slots.len(), |&free| free as usize)
+    }
+
+    fn insert(&mut self, task: Task) {
+        match self.free.pop() {
+            Some(free) => {
+                let slot = &mut self.slots[free as usize];
+                debug_assert!(slot.is_none(), "a free slot holds a task");
+                *slot = Some(task);
+            }
+            None => self.slots.push(Some(task)),
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, key: usize) -> Option<&Task> {
+        self.slots.get(key)?.as_ref()
+    }
+
+    /// Takes the task in slot `key`, which holds one.
+    fn remove(&mut self, key: usize) -> Task {
+        let task = self.slots[key].take().expect("removing a listed task");
+        let key = u32::try_from(key).expect("keys fit the task header's u32");
+        self.free.push(key);
+        self.len -= 1;
+        task
+    }
+
+    /// Takes every task, leaving the shard empty (and its memory freed).
+    fn drain(&mut self) -> Vec<Task> {
+        self.free = Vec::new();
+        self.len = 0;
+        std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Task> {
+        self.slots.iter().flatten()
+    }
+}
+
 pub(crate) struct OwnedTasks {
-    shards: Box<[Mutex<Slab<Task>>]>,
+    shards: Box<[Mutex<Shard>]>,
     /// `shards.len() - 1`; the length is a power of two.
     mask: usize,
     closed: AtomicBool,
@@ -32,13 +96,13 @@ impl OwnedTasks {
     pub(crate) fn new(workers: usize) -> OwnedTasks {
         let n = (workers.max(1) * SHARDS_PER_WORKER).next_power_of_two();
         OwnedTasks {
-            shards: (0..n).map(|_| Mutex::new(Slab::new())).collect(),
+            shards: (0..n).map(|_| Mutex::new(Shard::new())).collect(),
             mask: n - 1,
             closed: AtomicBool::new(false),
         }
     }
 
-    fn shard(&self, task: &Task) -> &Mutex<Slab<Task>> {
+    fn shard(&self, task: &Task) -> &Mutex<Shard> {
         // Truncation is fine: only the low bits pick the shard.
         &self.shards[task.id().as_u64() as usize & self.mask]
     }
@@ -57,6 +121,7 @@ impl OwnedTasks {
         }
         let raw = task.raw();
         let key = shard.vacant_key();
+        let key = u32::try_from(key).expect("fewer than 4 billion live tasks in one shard");
         raw.header().owned_key.store(key, Ordering::Relaxed);
         shard.insert(task);
         Some(notified)
@@ -66,7 +131,7 @@ impl OwnedTasks {
     pub(crate) fn release(&self, task: &Task) -> Option<Task> {
         let mut shard = lock(self.shard(task));
         // Written under this lock by `bind`.
-        let key = task.raw().header().owned_key.load(Ordering::Relaxed);
+        let key = task.raw().header().owned_key.load(Ordering::Relaxed) as usize;
         match shard.get(key) {
             Some(listed) if listed.raw() == task.raw() => Some(shard.remove(key)),
             _ => None,
@@ -80,7 +145,7 @@ impl OwnedTasks {
         for shard in self.shards.iter() {
             // Take them out first: cancelling runs user `Drop` code, which may spawn
             // (refused) or complete other tasks, both of which lock shards.
-            let tasks: Vec<Task> = lock(shard).drain().collect();
+            let tasks: Vec<Task> = lock(shard).drain();
             for task in tasks {
                 task.shutdown();
             }
@@ -89,13 +154,13 @@ impl OwnedTasks {
 
     /// Number of live tasks (locks every shard; for metrics and tests).
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.shards.iter().map(|s| lock(s).len).sum()
     }
 
     /// Calls `f` with every live task (one shard locked at a time; `f` must not spawn).
     pub(crate) fn for_each(&self, mut f: impl FnMut(&Task)) {
         for shard in self.shards.iter() {
-            for (_, task) in lock(shard).iter() {
+            for task in lock(shard).iter() {
                 f(task);
             }
         }

@@ -6,7 +6,7 @@
 //! whole cell):
 //!
 //! ```text
-//! Cell<F, S> ┌ Header  { state, vtable, id, owned_key, spawned_at }
+//! Cell<F, S> ┌ Header  { state, vtable, id, owned_key, wait, spawned_at }
 //!            ├ Core    { scheduler: S, stage: Running(F) | Finished(output) | Consumed }
 //!            └ Trailer { join_waker }
 //! ```
@@ -30,7 +30,7 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use super::error::JoinError;
 use super::state::{State, TransitionToIdle, TransitionToNotified, TransitionToRunning};
 use super::{Id, Notified, Schedule, Task};
-use crate::loom::{AtomicUsize, UnsafeCell};
+use crate::loom::{AtomicU32, UnsafeCell};
 
 /// The type-erased part every task starts with.
 #[repr(C)]
@@ -39,13 +39,14 @@ pub(crate) struct Header {
     vtable: &'static Vtable,
     pub(crate) id: Id,
     /// Key of this task in its owned-task shard. Written and read only under that
-    /// shard's lock; an atomic so that needs no `unsafe`.
-    pub(crate) owned_key: AtomicUsize,
-    /// Where `spawn` was called: for the task dump and deadlock report (the monitor).
-    pub(crate) spawned_at: &'static Location<'static>,
+    /// shard's lock; an atomic so that needs no `unsafe`. A `u32` beside `wait`, so
+    /// the two share one word (a parked task's size is a goal).
+    pub(crate) owned_key: AtomicU32,
     /// Why the task last returned `Pending` (a `WaitReason`), for dumps and the
     /// deadlock report.
     pub(crate) wait: std::sync::atomic::AtomicU8,
+    /// Where `spawn` was called: for the task dump and deadlock report (the monitor).
+    pub(crate) spawned_at: &'static Location<'static>,
 }
 
 pub(crate) struct Vtable {
@@ -104,9 +105,9 @@ where
             state: State::new(),
             vtable: vtable::<F, S>(),
             id,
-            owned_key: AtomicUsize::new(usize::MAX),
-            spawned_at,
+            owned_key: AtomicU32::new(u32::MAX),
             wait: std::sync::atomic::AtomicU8::new(0),
+            spawned_at,
         },
         core: Core {
             scheduler,

@@ -248,7 +248,9 @@ fn task_shutdown_cancels_idle_and_refuses_new() {
 #[test]
 fn task_header_stays_small() {
     // The header is on every task; growing it costs memory on every parked task (the
-    // parked-memory benchmark). State, vtable, id, owned-list key, spawn location, wait
-    // reason (one byte, padded to eight).
-    assert_eq!(std::mem::size_of::<super::raw::Header>(), 48);
+    // parked-memory benchmark). State, vtable, id, spawn location, and one word for
+    // the owned-list key (`u32`) and the wait reason (one byte).
+    assert_eq!(std::mem::size_of::<super::raw::Header>(), 40);
+    // The owned-task list holds one of these per live task.
+    assert_eq!(std::mem::size_of::<Option<super::Task>>(), 8);
 }
